@@ -1,0 +1,30 @@
+"""Shared fixtures: the real-image embeddings of ../shared/data, skipped when absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA_FILE = (
+    Path(os.environ.get("VILU_SKLEARN_SHARED_DATA", _DEFAULT))
+    / "cifar10_mbv2_minilm.npz"
+)
+
+
+@pytest.fixture(scope="session")
+def cifar_npz_path() -> Path:
+    """Path of the shared CIFAR-10 embeddings (test skipped if the file is absent)."""
+    if not DATA_FILE.exists():
+        pytest.skip(f"shared data not found at {DATA_FILE}")
+    return DATA_FILE
+
+
+@pytest.fixture(scope="session")
+def cifar(cifar_npz_path):
+    """The shared CIFAR-10 embeddings as a dict of numpy arrays."""
+    with np.load(cifar_npz_path, allow_pickle=False) as d:
+        return {k: d[k] for k in d.files}

@@ -1,0 +1,29 @@
+"""ViLU failure prediction for vision-language models, as scikit-learn estimators.
+
+Conventions used throughout the package:
+
+* ``y_correct = 1`` means the VLM's prediction was correct, 0 that it was wrong.
+* Every score is a *confidence*: higher means more likely correct.
+* AUROC and FPR@95%TPR take successes (``y_correct = 1``) as the positive class;
+  AUPR-error takes failures as the positive class.
+* ``logit_scale`` (CLIP's is 100) is explicit wherever a softmax over similarities
+  is taken; embeddings are L2-normalised inside unless ``normalize=False``.
+"""
+
+from ._version import __version__
+from ._zero_shot import (
+    caption_correctness,
+    correctness,
+    l2_normalize,
+    similarity_logits,
+    zero_shot_predict,
+)
+
+__all__ = [
+    "__version__",
+    "caption_correctness",
+    "correctness",
+    "l2_normalize",
+    "similarity_logits",
+    "zero_shot_predict",
+]

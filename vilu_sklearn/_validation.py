@@ -1,0 +1,255 @@
+"""Input validation shared by every estimator and helper of the package.
+
+The checks here never copy a float array (memory-mapped inputs stay on disk) and
+raise errors that name the offending argument, the expected shape or dtype and the
+received one.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = [
+    "check_embeddings",
+    "check_y_correct",
+    "check_logit_scale",
+]
+
+_FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+# rows checked for NaN/inf at a time: bounds the temporary memory of the check
+_FINITE_CHUNK_ROWS = 65536
+
+
+def _to_numpy(X: Any) -> Any:
+    """Turn torch tensors and array-likes into numpy arrays, without copying arrays."""
+    if isinstance(X, np.ndarray):
+        return X
+    try:  # torch is a hard dependency, but keep this module importable without it
+        import torch
+
+        if isinstance(X, torch.Tensor):
+            return X.detach().cpu().numpy()
+    except ImportError:  # pragma: no cover
+        pass
+    if hasattr(X, "__array__") or isinstance(X, list | tuple):
+        return np.asarray(X)
+    return X
+
+
+def check_embeddings(
+    X: Any,
+    *,
+    name: str = "X_img",
+    dim: int | None = None,
+    dim_source: str | None = None,
+    min_samples: int = 1,
+) -> np.ndarray:
+    """Validate a 2-D matrix of embeddings and return it as a float numpy array.
+
+    Float16, float32 and float64 arrays are returned as they are (no copy, so a
+    memory-mapped array stays memory-mapped); integer and boolean arrays are cast
+    to float64. Rows are *not* normalised here.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        The embeddings.
+    name : str, default="X_img"
+        Name of the argument, used in error messages.
+    dim : int, default=None
+        Required number of columns, if any.
+    dim_source : str, default=None
+        What ``dim`` comes from, used in the error message (for example
+        ``"X_txt"`` or ``"the fitted model"``).
+    min_samples : int, default=1
+        Minimum number of rows.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+        The validated array, float16, float32 or float64.
+
+    Raises
+    ------
+    TypeError
+        For sparse matrices and non-numeric data.
+    ValueError
+        For a wrong number of dimensions or columns, too few rows, complex values,
+        NaN or infinity.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from vilu_sklearn._validation import check_embeddings
+    >>> check_embeddings(np.ones((2, 3), dtype=np.float16)).dtype
+    dtype('float16')
+    >>> check_embeddings(np.ones(3), name="X_txt")
+    Traceback (most recent call last):
+    ...
+    ValueError: X_txt must be a 2-D array of shape (n, n_features); got a 1-D array of shape (3,). ...
+    """
+    if sp.issparse(X):
+        raise TypeError(
+            f"Sparse data was passed for {name}, but dense data is required: "
+            "embeddings are dense vectors; use X.toarray()."
+        )
+    X = _to_numpy(X)
+    if not isinstance(X, np.ndarray):
+        raise TypeError(
+            f"{name} must be an array-like of shape (n, n_features); "
+            f"got an object of type {type(X).__name__}."
+        )
+    if np.iscomplexobj(X):
+        raise ValueError(f"Complex data not supported in {name} (dtype {X.dtype}).")
+    if X.dtype.kind in "biu":
+        X = X.astype(np.float64)
+    elif X.dtype.kind == "O":
+        try:
+            X = X.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"{name} must hold numbers (float16, float32 or float64); "
+                f"got dtype object with values that are not numbers: {exc}"
+            ) from None
+    elif X.dtype.kind != "f":
+        raise TypeError(
+            f"{name} must hold numbers (float16, float32 or float64); "
+            f"got dtype {X.dtype}."
+        )
+    elif X.dtype not in _FLOAT_DTYPES:  # e.g. float128
+        X = X.astype(np.float64)
+    if X.ndim != 2:
+        hint = (
+            " Reshape your data with X.reshape(1, -1) if it holds a single sample."
+            if X.ndim == 1
+            else ""
+        )
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (n, n_features); got a "
+            f"{X.ndim}-D array of shape {X.shape}.{hint}"
+        )
+    n, d = X.shape
+    if n < min_samples:
+        raise ValueError(
+            f"{name} has {n} sample(s) (shape {X.shape}), but at least "
+            f"{min_samples} {'is' if min_samples == 1 else 'are'} required."
+        )
+    if d == 0:
+        raise ValueError(
+            f"{name} has 0 feature(s) (shape {X.shape}); embeddings need at least "
+            "one dimension."
+        )
+    if dim is not None and d != dim:
+        source = f" of {dim_source}" if dim_source else ""
+        raise ValueError(
+            f"{name} has {d} features per row (shape {X.shape}), but the embedding "
+            f"dimension{source} is {dim}: image and text embeddings must come from "
+            "the same model."
+        )
+    _check_finite(X, name)
+    return X
+
+
+def _check_finite(X: np.ndarray, name: str) -> None:
+    """Raise ValueError if X holds NaN or inf, reading it in chunks of rows."""
+    for start in range(0, X.shape[0], _FINITE_CHUNK_ROWS):
+        block = X[start : start + _FINITE_CHUNK_ROWS]
+        # fast path: the sum of a finite block is finite (float64 avoids overflow)
+        if np.isfinite(block.sum(dtype=np.float64)):
+            continue
+        bad = ~np.isfinite(block)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            value = block[row, col]
+            kind = "NaN" if np.isnan(value) else "inf"
+            raise ValueError(
+                f"Input {name} contains NaN or infinity: {bad.sum()} non-finite "
+                f"value(s), the first ({kind}) at row {start + row}, column {col}."
+            )
+
+
+def check_y_correct(y: Any, *, n_samples: int, name: str = "y_correct") -> np.ndarray:
+    """Validate binary correctness labels and return them as an int64 array.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        1 (or True) where the VLM's prediction was correct, 0 (or False) where it
+        was wrong.
+    n_samples : int
+        Number of image embeddings the labels must match.
+    name : str, default="y_correct"
+        Name of the argument, used in error messages.
+
+    Returns
+    -------
+    y : ndarray of shape (n_samples,), dtype int64
+        Labels in {0, 1}.
+
+    Examples
+    --------
+    >>> from vilu_sklearn._validation import check_y_correct
+    >>> check_y_correct([True, False, True], n_samples=3)
+    array([1, 0, 1])
+    """
+    if y is None:
+        raise ValueError(
+            f"{name} is required: pass 1 where the VLM's prediction is correct and 0 "
+            "where it is wrong (vilu_sklearn.correctness turns class labels into "
+            "y_correct)."
+        )
+    if sp.issparse(y):
+        raise TypeError(f"{name} must be a dense 1-D array; got a sparse matrix.")
+    y = _to_numpy(y)
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.ravel()
+    if y.ndim != 1:
+        raise ValueError(
+            f"{name} must be a 1-D array of shape ({n_samples},); got shape {y.shape}."
+        )
+    if y.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} has {y.shape[0]} labels, but there are {n_samples} image "
+            f"embeddings (Found input variables with inconsistent numbers of "
+            f"samples: [{n_samples}, {y.shape[0]}])."
+        )
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        raise ValueError(f"Input {name} contains NaN or infinity.")
+    if y.dtype.kind not in "biuf" or not np.all(np.isin(y, (0, 1))):
+        values = np.unique(y)
+        shown = ", ".join(map(repr, values[:5].tolist())) + (
+            ", ..." if len(values) > 5 else ""
+        )
+        raise ValueError(
+            f"{name} must be binary: 1 where the VLM's prediction is correct, 0 where "
+            f"it is wrong; got {len(values)} distinct value(s): {shown}. If you have "
+            "true class labels, use vilu_sklearn.correctness(X_img, X_txt, labels)."
+        )
+    return y.astype(np.int64)
+
+
+def check_logit_scale(logit_scale: Any, *, name: str = "logit_scale") -> float:
+    """Check that the softmax temperature is a positive finite number.
+
+    Examples
+    --------
+    >>> from vilu_sklearn._validation import check_logit_scale
+    >>> check_logit_scale(100)
+    100.0
+    """
+    if (
+        isinstance(logit_scale, bool)
+        or not isinstance(logit_scale, numbers.Real)
+        or not np.isfinite(logit_scale)
+        or logit_scale <= 0
+    ):
+        raise ValueError(
+            f"{name} must be a positive finite number (CLIP's is 100); "
+            f"got {logit_scale!r}."
+        )
+    return float(logit_scale)
