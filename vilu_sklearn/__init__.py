@@ -11,6 +11,7 @@ Conventions used throughout the package:
 """
 
 from ._version import __version__
+from ._vilu import ViLUClassifier
 from ._zero_shot import (
     caption_correctness,
     correctness,
@@ -20,6 +21,7 @@ from ._zero_shot import (
 )
 
 __all__ = [
+    "ViLUClassifier",
     "__version__",
     "caption_correctness",
     "correctness",

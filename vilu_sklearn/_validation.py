@@ -90,7 +90,7 @@ def check_embeddings(
     >>> check_embeddings(np.ones(3), name="X_txt")
     Traceback (most recent call last):
     ...
-    ValueError: X_txt must be a 2-D array of shape (n, n_features); got a 1-D array of shape (3,). ...
+    ValueError: X_txt must be a 2-D array of shape (n, n_features); got a 1-D ...
     """
     if sp.issparse(X):
         raise TypeError(
@@ -135,13 +135,13 @@ def check_embeddings(
     n, d = X.shape
     if n < min_samples:
         raise ValueError(
-            f"{name} has {n} sample(s) (shape {X.shape}), but at least "
-            f"{min_samples} {'is' if min_samples == 1 else 'are'} required."
+            f"Found array with {n} sample(s) (shape={X.shape}) while a minimum of "
+            f"{min_samples} is required, in {name}."
         )
     if d == 0:
         raise ValueError(
-            f"{name} has 0 feature(s) (shape {X.shape}); embeddings need at least "
-            "one dimension."
+            f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 "
+            f"is required, in {name}: embeddings need at least one dimension."
         )
     if dim is not None and d != dim:
         source = f" of {dim_source}" if dim_source else ""
@@ -172,14 +172,20 @@ def _check_finite(X: np.ndarray, name: str) -> None:
             )
 
 
-def check_y_correct(y: Any, *, n_samples: int, name: str = "y_correct") -> np.ndarray:
-    """Validate binary correctness labels and return them as an int64 array.
+def check_y_correct(
+    y: Any, *, n_samples: int, name: str = "y_correct"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate binary correctness labels and encode them as 0/1.
+
+    ``y_correct`` should hold 1 (or True) where the VLM's prediction is correct and
+    0 (or False) where it is wrong. As with any scikit-learn binary classifier,
+    two other labels are accepted too; they are sorted and the greater one
+    (``classes[1]``) is taken to mean "correct".
 
     Parameters
     ----------
     y : array-like of shape (n_samples,)
-        1 (or True) where the VLM's prediction was correct, 0 (or False) where it
-        was wrong.
+        Correctness labels.
     n_samples : int
         Number of image embeddings the labels must match.
     name : str, default="y_correct"
@@ -187,31 +193,35 @@ def check_y_correct(y: Any, *, n_samples: int, name: str = "y_correct") -> np.nd
 
     Returns
     -------
-    y : ndarray of shape (n_samples,), dtype int64
-        Labels in {0, 1}.
+    y_encoded : ndarray of shape (n_samples,), dtype int64
+        0 for ``classes[0]`` (wrong), 1 for ``classes[1]`` (correct).
+    classes : ndarray
+        The sorted distinct labels (one or two of them).
 
     Examples
     --------
     >>> from vilu_sklearn._validation import check_y_correct
     >>> check_y_correct([True, False, True], n_samples=3)
-    array([1, 0, 1])
+    (array([1, 0, 1]), array([False,  True]))
     """
+    from sklearn.utils.multiclass import check_classification_targets, type_of_target
+    from sklearn.utils.validation import column_or_1d
+
     if y is None:
         raise ValueError(
-            f"{name} is required: pass 1 where the VLM's prediction is correct and 0 "
-            "where it is wrong (vilu_sklearn.correctness turns class labels into "
-            "y_correct)."
+            f"This estimator requires y to be passed, but the target y is None: "
+            f"pass {name}, 1 where the VLM's prediction is correct and 0 where it is "
+            "wrong (vilu_sklearn.correctness turns class labels into y_correct)."
         )
     if sp.issparse(y):
         raise TypeError(f"{name} must be a dense 1-D array; got a sparse matrix.")
-    y = _to_numpy(y)
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y.ravel()
-    if y.ndim != 1:
+    y = np.asarray(_to_numpy(y))
+    if y.ndim == 2 and y.shape[1] != 1 or y.ndim > 2:
         raise ValueError(
-            f"{name} must be a 1-D array of shape ({n_samples},); got shape {y.shape}."
+            f"{name} must be a 1-D array of shape ({n_samples},); got shape {y.shape} "
+            "(y should be a 1d array)."
         )
+    y = column_or_1d(y, warn=True)
     if y.shape[0] != n_samples:
         raise ValueError(
             f"{name} has {y.shape[0]} labels, but there are {n_samples} image "
@@ -220,17 +230,20 @@ def check_y_correct(y: Any, *, n_samples: int, name: str = "y_correct") -> np.nd
         )
     if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
         raise ValueError(f"Input {name} contains NaN or infinity.")
-    if y.dtype.kind not in "biuf" or not np.all(np.isin(y, (0, 1))):
-        values = np.unique(y)
-        shown = ", ".join(map(repr, values[:5].tolist())) + (
-            ", ..." if len(values) > 5 else ""
+    check_classification_targets(y)
+    kind = type_of_target(y)
+    classes = np.unique(y)
+    if kind not in ("binary",) or len(classes) > 2:
+        shown = ", ".join(map(repr, classes[:5].tolist())) + (
+            ", ..." if len(classes) > 5 else ""
         )
         raise ValueError(
-            f"{name} must be binary: 1 where the VLM's prediction is correct, 0 where "
-            f"it is wrong; got {len(values)} distinct value(s): {shown}. If you have "
-            "true class labels, use vilu_sklearn.correctness(X_img, X_txt, labels)."
+            f"Only binary classification is supported. {name} must be binary: 1 "
+            f"where the VLM's prediction is correct, 0 where it is wrong; got "
+            f"{len(classes)} distinct values ({shown}). If you have true class "
+            "labels, use vilu_sklearn.correctness(X_img, X_txt, labels)."
         )
-    return y.astype(np.int64)
+    return np.searchsorted(classes, y).astype(np.int64), classes
 
 
 def check_logit_scale(logit_scale: Any, *, name: str = "logit_scale") -> float:
@@ -245,7 +258,7 @@ def check_logit_scale(logit_scale: Any, *, name: str = "logit_scale") -> float:
     if (
         isinstance(logit_scale, bool)
         or not isinstance(logit_scale, numbers.Real)
-        or not np.isfinite(logit_scale)
+        or not np.isfinite(float(logit_scale))
         or logit_scale <= 0
     ):
         raise ValueError(

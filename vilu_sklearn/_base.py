@@ -1,0 +1,180 @@
+"""Argument handling shared by every failure predictor of the package.
+
+All estimators accept the same call forms:
+
+* classification mode: ``fit(X_img, X_txt, y_correct)`` or, with
+  ``text_embeddings`` set at construction, ``fit(X_img, y_correct)``;
+  prediction methods take ``(X_img, X_txt=None)``;
+* caption mode: ``fit(X_img, X_txt)`` with the captions paired row by row, and
+  ``y_correct`` computed from in-group retrieval.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+from sklearn.utils.validation import _check_sample_weight, validate_data
+
+from ._validation import check_embeddings, check_y_correct
+
+__all__ = ["FitInputs", "check_candidate_texts", "resolve_fit_inputs"]
+
+
+class FitInputs(NamedTuple):
+    """Validated training inputs."""
+
+    X_img: np.ndarray
+    """Image embeddings (n, d), as given (not copied, not normalised)."""
+    X_txt: np.ndarray | None
+    """Candidate texts (K, d) in classification mode, else None."""
+    captions: np.ndarray | None
+    """Paired captions (n, d) in caption mode, else None."""
+    y: np.ndarray | None
+    """Correctness encoded 0/1 (classification mode), else None."""
+    classes: np.ndarray
+    """Sorted labels; ``classes[1]`` means correct."""
+    sample_weight: np.ndarray | None
+    """Validated non-negative sample weights, or None."""
+
+
+def check_candidate_texts(
+    X_txt: Any, dim: int | None, *, n_rows: int | None = None
+) -> np.ndarray:
+    """Validate candidate text embeddings: 2-D, at least 2 rows, width ``dim``.
+
+    Parameters
+    ----------
+    X_txt : array-like of shape (K, d)
+        Candidate texts, or paired captions when ``n_rows`` is given.
+    dim : int or None
+        Width of the image embeddings.
+    n_rows : int, default=None
+        Required number of rows (caption mode: one caption per image).
+
+    Returns
+    -------
+    X_txt : ndarray of shape (K, d)
+        The validated array (not copied).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from vilu_sklearn._base import check_candidate_texts
+    >>> check_candidate_texts(np.ones((1, 4)), 4)
+    Traceback (most recent call last):
+    ...
+    ValueError: X_txt holds 1 candidate text (shape (1, 4)); at least 2 are needed, ...
+    """
+    X_txt = check_embeddings(X_txt, name="X_txt", min_samples=1)
+    if X_txt.shape[0] < 2:
+        raise ValueError(
+            f"X_txt holds {X_txt.shape[0]} candidate text (shape {X_txt.shape}); "
+            "at least 2 are needed, since the VLM's prediction is a choice "
+            "between candidates."
+        )
+    if dim is not None and X_txt.shape[1] != dim:
+        raise ValueError(
+            f"X_txt has {X_txt.shape[1]} features per row (shape {X_txt.shape}), "
+            f"but X_img has {dim}: image and text embeddings must come from the "
+            "same model."
+        )
+    if n_rows is not None and X_txt.shape[0] != n_rows:
+        raise ValueError(
+            "In caption mode X_img and X_txt are paired row by row; got "
+            f"{n_rows} images and {X_txt.shape[0]} captions."
+        )
+    return X_txt
+
+
+def resolve_fit_inputs(
+    estimator: Any,
+    X: Any,
+    y: Any,
+    y_correct: Any,
+    *,
+    text_embeddings: Any = None,
+    mode: str = "classification",
+    texts_required: bool = True,
+    sample_weight: Any = None,
+) -> FitInputs:
+    """Sort out the call form of ``fit`` and validate everything.
+
+    Sets ``n_features_in_`` (and ``feature_names_in_``) on ``estimator``.
+
+    Parameters
+    ----------
+    estimator : estimator
+        The estimator being fitted.
+    X : array-like of shape (n, d)
+        Image embeddings.
+    y : array-like
+        ``y_correct`` (two-argument form), the candidate texts (three-argument
+        form) or the paired captions (caption mode).
+    y_correct : array-like or None
+        Correctness labels of the three-argument form.
+    text_embeddings : array-like of shape (K, d), default=None
+        The estimator's ``text_embeddings`` parameter.
+    mode : {"classification", "caption"}, default="classification"
+        Call convention.
+    texts_required : bool, default=True
+        Whether classification mode needs candidate texts at all.
+    sample_weight : array-like of shape (n,), default=None
+        Per-sample weights.
+
+    Returns
+    -------
+    inputs : FitInputs
+        The validated inputs.
+    """
+    X_img = check_embeddings(X, name="X_img")
+    validate_data(estimator, X, skip_check_array=True, reset=True)
+    n, d = X_img.shape
+    X_txt = captions = y_arr = None
+    if mode == "caption":
+        if y_correct is not None:
+            raise ValueError(
+                "In caption mode y_correct is computed from the paired captions "
+                "(in-batch retrieval), not given: call fit(X_img, X_txt)."
+            )
+        if y is None:
+            raise ValueError(
+                "Caption mode needs the paired captions: fit(X_img, X_txt) with "
+                "X_txt of shape (n_samples, d)."
+            )
+        captions = check_candidate_texts(y, d, n_rows=n)
+        classes = np.array([0, 1])
+        if sample_weight is not None:
+            raise ValueError("sample_weight is not supported in caption mode.")
+    else:
+        if y_correct is not None:
+            X_txt = y
+        else:
+            y_correct, X_txt = y, text_embeddings
+        y_arr, classes = check_y_correct(y_correct, n_samples=n)
+        if X_txt is not None:
+            X_txt = check_candidate_texts(X_txt, d)
+        elif texts_required:
+            raise ValueError(
+                "No candidate text embeddings: call fit(X_img, X_txt, y_correct) "
+                "or set text_embeddings=X_txt (shape (K, d))."
+            )
+        if len(classes) < 2:
+            which = "always right" if bool(classes[0]) else "always wrong"
+            raise ValueError(
+                f"y_correct holds only one class ({classes[0]!r}) in {n} samples: "
+                f"the VLM is {which} on this data, so there is no failure to "
+                "predict. A failure predictor needs both correct (1) and wrong (0) "
+                "predictions."
+            )
+    sw = None
+    if sample_weight is not None:
+        sw = _check_sample_weight(
+            sample_weight, X_img, dtype=np.float64, ensure_non_negative=True
+        )
+        if not sw.any():
+            raise ValueError(
+                "sample_weight must contain at least one non-zero number: all "
+                "sample weights are zero."
+            )
+    return FitInputs(X_img, X_txt, captions, y_arr, classes, sw)

@@ -1,0 +1,591 @@
+"""Display classes: failure ROC curve, risk-coverage curve, confidence histograms.
+
+matplotlib is optional (``pip install vilu-sklearn[plot]``) and imported only when
+something is drawn. Conventions: ``y_correct = 1`` marks a correct VLM
+prediction, confidences are higher for more likely correct predictions, and the
+ROC curve takes successes as the positive class (TPR = share of correct
+predictions accepted, FPR = share of failures accepted).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import roc_curve
+
+from ._common import _check_inputs
+from ._ranking import auroc
+from ._scorers import _targets_and_confidence
+from ._selective import aurc, risk_coverage_curve
+
+__all__ = ["FailureRocDisplay", "RiskCoverageDisplay", "ConfidenceHistogramDisplay"]
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "Plotting needs matplotlib, an optional dependency: "
+            "pip install vilu-sklearn[plot]"
+        ) from exc
+    return plt
+
+
+def _axes(ax: Any) -> tuple[Any, Any]:
+    if ax is None:
+        _, ax = _pyplot().subplots()
+    else:
+        _pyplot()
+    return ax.figure, ax
+
+
+def _estimator_name(estimator: Any) -> str:
+    return type(estimator).__name__
+
+
+class FailureRocDisplay:
+    """ROC curve of failure prediction, successes as the positive class.
+
+    TPR is the share of correct predictions (``y_correct = 1``) accepted by a
+    confidence threshold, FPR the share of failures accepted. Create it with
+    :meth:`from_predictions` or :meth:`from_estimator`.
+
+    Parameters
+    ----------
+    fpr : ndarray
+        False positive rates (failures accepted), increasing.
+    tpr : ndarray
+        True positive rates (successes accepted), increasing.
+    roc_auc : float, default=None
+        AUROC, shown in the legend.
+    name : str, default=None
+        Name of the curve in the legend.
+
+    Attributes
+    ----------
+    line_ : matplotlib Line2D
+        The ROC curve.
+    ax_ : matplotlib Axes
+        Axes with the curve.
+    figure_ : matplotlib Figure
+        Figure containing the curve.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from vilu_sklearn.metrics import FailureRocDisplay
+    >>> disp = FailureRocDisplay.from_predictions(
+    ...     [1, 1, 0, 0], [0.9, 0.4, 0.6, 0.1], name="MSP")
+    >>> disp.roc_auc
+    0.75
+    >>> disp.line_.get_label()
+    'MSP (AUROC = 0.750)'
+    """
+
+    def __init__(
+        self,
+        *,
+        fpr: np.ndarray,
+        tpr: np.ndarray,
+        roc_auc: float | None = None,
+        name: str | None = None,
+    ):
+        self.fpr = fpr
+        self.tpr = tpr
+        self.roc_auc = roc_auc
+        self.name = name
+
+    def plot(
+        self, ax: Any = None, *, name: str | None = None, **kwargs: Any
+    ) -> FailureRocDisplay:
+        """Draw the curve.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure is created when None.
+        name : str, default=None
+            Legend name; overrides the one given at construction.
+        **kwargs
+            Passed to ``ax.plot``.
+
+        Returns
+        -------
+        display : FailureRocDisplay
+            ``self``, with ``line_``, ``ax_`` and ``figure_`` set.
+        """
+        self.figure_, self.ax_ = _axes(ax)
+        name = self.name if name is None else name
+        label = name
+        if self.roc_auc is not None:
+            auc = f"AUROC = {self.roc_auc:.3f}"
+            label = f"{name} ({auc})" if name else auc
+        kwargs.setdefault("label", label)
+        (self.line_,) = self.ax_.plot(self.fpr, self.tpr, **kwargs)
+        self.ax_.set_xlabel("False positive rate (failures accepted)")
+        self.ax_.set_ylabel("True positive rate (successes accepted)")
+        self.ax_.set_xlim(-0.01, 1.01)
+        self.ax_.set_ylim(-0.01, 1.01)
+        if kwargs.get("label"):
+            self.ax_.legend(loc="lower right")
+        return self
+
+    @classmethod
+    def from_predictions(
+        cls,
+        y_correct: Any,
+        confidence: Any,
+        *,
+        sample_weight: Any = None,
+        name: str | None = None,
+        ax: Any = None,
+        **kwargs: Any,
+    ) -> FailureRocDisplay:
+        """Plot the failure ROC curve from labels and confidences.
+
+        Parameters
+        ----------
+        y_correct : array-like of shape (n_samples,)
+            1 where the VLM's prediction is correct (positive class), 0 where
+            it is wrong.
+        confidence : array-like of shape (n_samples,)
+            Confidence scores, higher = more likely correct.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+        name : str, default=None
+            Legend name.
+        ax : matplotlib Axes, default=None
+            Axes to draw on.
+        **kwargs
+            Passed to ``ax.plot``.
+
+        Returns
+        -------
+        display : FailureRocDisplay
+        """
+        y, conf, w = _check_inputs(y_correct, confidence, sample_weight)
+        value = auroc(y, conf, sample_weight=w)
+        fpr, tpr, _ = roc_curve(y, conf, sample_weight=w, drop_intermediate=False)
+        disp = cls(fpr=fpr, tpr=tpr, roc_auc=value, name=name)
+        return disp.plot(ax=ax, **kwargs)
+
+    @classmethod
+    def from_estimator(
+        cls,
+        estimator: Any,
+        X: Any,
+        y: Any,
+        *,
+        sample_weight: Any = None,
+        name: str | None = None,
+        ax: Any = None,
+        **kwargs: Any,
+    ) -> FailureRocDisplay:
+        """Plot the failure ROC curve of a fitted failure predictor.
+
+        Parameters
+        ----------
+        estimator : estimator or Pipeline
+            Fitted failure predictor; the confidence is its
+            ``decision_function`` (see :mod:`vilu_sklearn.metrics` for the
+            caption mode).
+        X : array-like of shape (n_samples, n_features)
+            Image embeddings.
+        y : array-like
+            ``y_correct`` (classification mode) or the paired caption
+            embeddings ``X_txt`` (caption mode).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+        name : str, default=None
+            Legend name; the estimator's class name by default.
+        ax : matplotlib Axes, default=None
+            Axes to draw on.
+        **kwargs
+            Passed to ``ax.plot``.
+
+        Returns
+        -------
+        display : FailureRocDisplay
+        """
+        y_correct, conf = _targets_and_confidence(estimator, X, y)
+        name = _estimator_name(estimator) if name is None else name
+        return cls.from_predictions(
+            y_correct, conf, sample_weight=sample_weight, name=name, ax=ax, **kwargs
+        )
+
+
+class RiskCoverageDisplay:
+    """Risk-coverage curve of selective classification, AURC in the legend.
+
+    Selective risk (error rate of the accepted samples) against coverage (share
+    accepted) when accepting the most confident predictions first; see
+    :func:`risk_coverage_curve`. ``y_correct = 1`` marks a correct prediction.
+
+    Parameters
+    ----------
+    coverage : ndarray
+        Coverages, increasing.
+    risk : ndarray
+        Selective risks at those coverages.
+    aurc : float, default=None
+        AURC (raw scale), shown in the legend.
+    name : str, default=None
+        Name of the curve in the legend.
+
+    Attributes
+    ----------
+    line_ : matplotlib Line2D
+        The curve.
+    ax_ : matplotlib Axes
+        Axes with the curve.
+    figure_ : matplotlib Figure
+        Figure containing the curve.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from vilu_sklearn.metrics import RiskCoverageDisplay
+    >>> disp = RiskCoverageDisplay.from_predictions([0, 1], [0.2, 0.7])
+    >>> disp.aurc
+    0.25
+    >>> disp.line_.get_label()
+    'AURC = 0.250'
+    """
+
+    def __init__(
+        self,
+        *,
+        coverage: np.ndarray,
+        risk: np.ndarray,
+        aurc: float | None = None,
+        name: str | None = None,
+    ):
+        self.coverage = coverage
+        self.risk = risk
+        self.aurc = aurc
+        self.name = name
+
+    def plot(
+        self, ax: Any = None, *, name: str | None = None, **kwargs: Any
+    ) -> RiskCoverageDisplay:
+        """Draw the curve.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure is created when None.
+        name : str, default=None
+            Legend name; overrides the one given at construction.
+        **kwargs
+            Passed to ``ax.plot``.
+
+        Returns
+        -------
+        display : RiskCoverageDisplay
+            ``self``, with ``line_``, ``ax_`` and ``figure_`` set.
+        """
+        self.figure_, self.ax_ = _axes(ax)
+        name = self.name if name is None else name
+        label = name
+        if self.aurc is not None:
+            value = f"AURC = {self.aurc:.3f}"
+            label = f"{name} ({value})" if name else value
+        kwargs.setdefault("label", label)
+        (self.line_,) = self.ax_.plot(self.coverage, self.risk, **kwargs)
+        self.ax_.set_xlabel("Coverage (share of predictions accepted)")
+        self.ax_.set_ylabel("Selective risk (error rate when accepted)")
+        self.ax_.set_xlim(0.0, 1.01)
+        if kwargs.get("label"):
+            self.ax_.legend(loc="upper left")
+        return self
+
+    @classmethod
+    def from_predictions(
+        cls,
+        y_correct: Any,
+        confidence: Any,
+        *,
+        sample_weight: Any = None,
+        name: str | None = None,
+        ax: Any = None,
+        **kwargs: Any,
+    ) -> RiskCoverageDisplay:
+        """Plot the risk-coverage curve from labels and confidences.
+
+        Parameters
+        ----------
+        y_correct : array-like of shape (n_samples,)
+            1 where the VLM's prediction is correct, 0 where it is wrong.
+        confidence : array-like of shape (n_samples,)
+            Confidence scores, higher = more likely correct.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+        name : str, default=None
+            Legend name.
+        ax : matplotlib Axes, default=None
+            Axes to draw on.
+        **kwargs
+            Passed to ``ax.plot``.
+
+        Returns
+        -------
+        display : RiskCoverageDisplay
+        """
+        coverage, risk, _ = risk_coverage_curve(
+            y_correct, confidence, sample_weight=sample_weight
+        )
+        value = aurc(y_correct, confidence, sample_weight=sample_weight)
+        disp = cls(coverage=coverage, risk=risk, aurc=value, name=name)
+        return disp.plot(ax=ax, **kwargs)
+
+    @classmethod
+    def from_estimator(
+        cls,
+        estimator: Any,
+        X: Any,
+        y: Any,
+        *,
+        sample_weight: Any = None,
+        name: str | None = None,
+        ax: Any = None,
+        **kwargs: Any,
+    ) -> RiskCoverageDisplay:
+        """Plot the risk-coverage curve of a fitted failure predictor.
+
+        Parameters
+        ----------
+        estimator : estimator or Pipeline
+            Fitted failure predictor (confidence = ``decision_function``).
+        X : array-like of shape (n_samples, n_features)
+            Image embeddings.
+        y : array-like
+            ``y_correct`` (classification mode) or the paired caption
+            embeddings ``X_txt`` (caption mode).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+        name : str, default=None
+            Legend name; the estimator's class name by default.
+        ax : matplotlib Axes, default=None
+            Axes to draw on.
+        **kwargs
+            Passed to ``ax.plot``.
+
+        Returns
+        -------
+        display : RiskCoverageDisplay
+        """
+        y_correct, conf = _targets_and_confidence(estimator, X, y)
+        name = _estimator_name(estimator) if name is None else name
+        return cls.from_predictions(
+            y_correct, conf, sample_weight=sample_weight, name=name, ax=ax, **kwargs
+        )
+
+
+class ConfidenceHistogramDisplay:
+    """Histograms of the confidence of correct and of wrong predictions.
+
+    Well-separated histograms mean a good failure predictor. ``y_correct = 1``
+    marks a correct prediction; confidences are higher for more likely correct
+    predictions.
+
+    Parameters
+    ----------
+    y_correct : ndarray of shape (n_samples,)
+        1 where the VLM's prediction is correct, 0 where it is wrong.
+    confidence : ndarray of shape (n_samples,)
+        Confidence scores.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Sample weights.
+    bins : int or sequence, default=30
+        Bins shared by both histograms.
+    name : str, default=None
+        Title of the axes.
+
+    Attributes
+    ----------
+    bars_ : dict
+        ``{"correct": BarContainer, "wrong": BarContainer}``.
+    ax_ : matplotlib Axes
+        Axes with the histograms.
+    figure_ : matplotlib Figure
+        Figure containing the histograms.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from vilu_sklearn.metrics import ConfidenceHistogramDisplay
+    >>> disp = ConfidenceHistogramDisplay.from_predictions(
+    ...     [1, 1, 0, 0], [0.9, 0.4, 0.6, 0.1], bins=5)
+    >>> sorted(disp.bars_)
+    ['correct', 'wrong']
+    """
+
+    def __init__(
+        self,
+        *,
+        y_correct: np.ndarray,
+        confidence: np.ndarray,
+        sample_weight: np.ndarray | None = None,
+        bins: Any = 30,
+        name: str | None = None,
+    ):
+        self.y_correct = y_correct
+        self.confidence = confidence
+        self.sample_weight = sample_weight
+        self.bins = bins
+        self.name = name
+
+    def plot(
+        self,
+        ax: Any = None,
+        *,
+        name: str | None = None,
+        density: bool = True,
+        **kwargs: Any,
+    ) -> ConfidenceHistogramDisplay:
+        """Draw both histograms on shared bins.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure is created when None.
+        name : str, default=None
+            Title; overrides the one given at construction.
+        density : bool, default=True
+            Normalise each histogram to unit area (the two classes usually
+            have very different sizes).
+        **kwargs
+            Passed to both ``ax.hist`` calls.
+
+        Returns
+        -------
+        display : ConfidenceHistogramDisplay
+            ``self``, with ``bars_``, ``ax_`` and ``figure_`` set.
+        """
+        self.figure_, self.ax_ = _axes(ax)
+        y = np.asarray(self.y_correct)
+        conf = np.asarray(self.confidence, dtype=np.float64)
+        w = None if self.sample_weight is None else np.asarray(self.sample_weight)
+        edges = np.histogram_bin_edges(conf, bins=self.bins)
+        kwargs.setdefault("alpha", 0.5)
+        self.bars_ = {}
+        for key, value, color in (("correct", 1, "tab:blue"), ("wrong", 0, "tab:red")):
+            mask = y == value
+            kw = {"color": color, **kwargs}
+            _, _, bars = self.ax_.hist(
+                conf[mask],
+                bins=edges,
+                weights=None if w is None else w[mask],
+                density=density and bool(mask.any()),
+                label=f"{key} (n={int(mask.sum())})",
+                **kw,
+            )
+            self.bars_[key] = bars
+        self.ax_.set_xlabel("Confidence")
+        self.ax_.set_ylabel("Density" if density else "Count")
+        name = self.name if name is None else name
+        if name:
+            self.ax_.set_title(name)
+        self.ax_.legend()
+        return self
+
+    @classmethod
+    def from_predictions(
+        cls,
+        y_correct: Any,
+        confidence: Any,
+        *,
+        sample_weight: Any = None,
+        bins: Any = 30,
+        name: str | None = None,
+        ax: Any = None,
+        **kwargs: Any,
+    ) -> ConfidenceHistogramDisplay:
+        """Plot the histograms from labels and confidences.
+
+        Parameters
+        ----------
+        y_correct : array-like of shape (n_samples,)
+            1 where the VLM's prediction is correct, 0 where it is wrong.
+        confidence : array-like of shape (n_samples,)
+            Confidence scores, higher = more likely correct.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+        bins : int or sequence, default=30
+            Shared bins.
+        name : str, default=None
+            Title.
+        ax : matplotlib Axes, default=None
+            Axes to draw on.
+        **kwargs
+            Passed to :meth:`plot`.
+
+        Returns
+        -------
+        display : ConfidenceHistogramDisplay
+        """
+        y, conf, w = _check_inputs(y_correct, confidence, sample_weight)
+        disp = cls(
+            y_correct=y,
+            confidence=conf,
+            sample_weight=None if sample_weight is None else w,
+            bins=bins,
+            name=name,
+        )
+        return disp.plot(ax=ax, **kwargs)
+
+    @classmethod
+    def from_estimator(
+        cls,
+        estimator: Any,
+        X: Any,
+        y: Any,
+        *,
+        sample_weight: Any = None,
+        bins: Any = 30,
+        name: str | None = None,
+        ax: Any = None,
+        **kwargs: Any,
+    ) -> ConfidenceHistogramDisplay:
+        """Plot the histograms of a fitted failure predictor's confidence.
+
+        Parameters
+        ----------
+        estimator : estimator or Pipeline
+            Fitted failure predictor (confidence = ``decision_function``).
+        X : array-like of shape (n_samples, n_features)
+            Image embeddings.
+        y : array-like
+            ``y_correct`` (classification mode) or the paired caption
+            embeddings ``X_txt`` (caption mode).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+        bins : int or sequence, default=30
+            Shared bins.
+        name : str, default=None
+            Title; the estimator's class name by default.
+        ax : matplotlib Axes, default=None
+            Axes to draw on.
+        **kwargs
+            Passed to :meth:`plot`.
+
+        Returns
+        -------
+        display : ConfidenceHistogramDisplay
+        """
+        y_correct, conf = _targets_and_confidence(estimator, X, y)
+        name = _estimator_name(estimator) if name is None else name
+        return cls.from_predictions(
+            y_correct,
+            conf,
+            sample_weight=sample_weight,
+            bins=bins,
+            name=name,
+            ax=ax,
+            **kwargs,
+        )
