@@ -643,7 +643,9 @@ class ViLUClassifier(ClassifierMixin, BaseEstimator):
         if (
             self.text_embeddings_ is not None
             and X_txt.shape == self.text_embeddings_.shape
-            and np.array_equal(X_txt, self.text_embeddings_)
+            and np.array_equal(
+                np.asarray(X_txt, dtype=np.float32), self.text_embeddings_
+            )
         ):
             return self.text_embeddings_, "fit"
         return X_txt, None

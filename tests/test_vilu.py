@@ -1,0 +1,533 @@
+"""ViLUClassifier: call forms, sklearn integration, training, caption mode, errors."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import (
+    GridSearchCV,
+    KFold,
+    cross_val_score,
+    cross_validate,
+)
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from vilu_sklearn import (
+    ViLUClassifier,
+    caption_correctness,
+    correctness,
+    l2_normalize,
+    zero_shot_predict,
+)
+from vilu_sklearn._modules import ViLUModule, failure_weight, weighted_bce_loss
+
+FAST = dict(hidden_layer_sizes=(32,), max_epochs=8, lr=5e-3, random_state=0)
+
+
+def make_toy(n=400, K=5, d=16, seed=0, scale=1.4):
+    rng = np.random.default_rng(seed)
+    X_txt = rng.normal(size=(K, d))
+    labels = rng.integers(0, K, size=n)
+    X_img = X_txt[labels] + rng.normal(scale=scale, size=(n, d))
+    return X_img, X_txt, labels, correctness(X_img, X_txt, labels)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return make_toy()
+
+
+@pytest.fixture(scope="module")
+def fitted(toy):
+    X_img, X_txt, _, y = toy
+    return ViLUClassifier(**FAST).fit(X_img, X_txt, y)
+
+
+# ---------------------------------------------------------------- call forms
+def test_three_argument_and_text_embeddings_forms_agree(toy, fitted):
+    X_img, X_txt, _, y = toy
+    other = ViLUClassifier(text_embeddings=X_txt, **FAST).fit(X_img, y)
+    np.testing.assert_allclose(
+        other.decision_function(X_img), fitted.decision_function(X_img, X_txt)
+    )
+    # X_txt optional once fitted: defaults to the texts seen in fit
+    np.testing.assert_allclose(
+        fitted.decision_function(X_img), fitted.decision_function(X_img, X_txt)
+    )
+
+
+def test_prediction_outputs(toy, fitted):
+    X_img, X_txt, _, y = toy
+    proba = fitted.predict_proba(X_img, X_txt)
+    logit = fitted.decision_function(X_img, X_txt)
+    assert proba.shape == (len(X_img), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_allclose(proba[:, 1], 1 / (1 + np.exp(-logit)))
+    np.testing.assert_array_equal(fitted.classes_, [0, 1])
+    np.testing.assert_array_equal(fitted.predict(X_img, X_txt), (logit > 0) * 1)
+    assert fitted.n_features_in_ == X_img.shape[1]
+    assert fitted.text_embeddings_.shape == X_txt.shape
+    # the learned confidence is informative on its own training data
+    assert roc_auc_score(y, logit) > 0.6
+    assert fitted.score(X_img, y) == pytest.approx(roc_auc_score(y, logit))
+
+
+def test_learns_better_than_chance_on_held_out_data():
+    X_img, X_txt, labels, y = make_toy(n=1500, seed=1)
+    clf = ViLUClassifier(**{**FAST, "max_epochs": 20}).fit(
+        X_img[:1000], X_txt, y[:1000]
+    )
+    assert roc_auc_score(y[1000:], clf.decision_function(X_img[1000:], X_txt)) > 0.6
+
+
+def test_different_candidate_texts_at_prediction(toy, fitted):
+    X_img, X_txt, _, _ = toy
+    other = X_txt + np.random.default_rng(4).normal(scale=0.5, size=X_txt.shape)
+    a = fitted.decision_function(X_img[:20], other)
+    assert not np.allclose(a, fitted.decision_function(X_img[:20], X_txt))
+    more = np.vstack([X_txt, np.random.default_rng(5).normal(size=(3, X_txt.shape[1]))])
+    assert fitted.decision_function(X_img[:20], more).shape == (20,)
+
+
+def test_candidate_order_invariance(toy, fitted):
+    X_img, X_txt, _, _ = toy
+    perm = np.random.default_rng(0).permutation(len(X_txt))
+    np.testing.assert_allclose(
+        fitted.decision_function(X_img, X_txt[perm]),
+        fitted.decision_function(X_img, X_txt),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+# ------------------------------------------------------ scikit-learn contract
+def test_grid_search_cross_val_pipeline_clone(toy):
+    X_img, X_txt, _, y = toy
+    est = ViLUClassifier(text_embeddings=X_txt, **{**FAST, "max_epochs": 3})
+    grid = GridSearchCV(est, {"lr": [1e-3, 5e-3]}, cv=2, scoring="roc_auc").fit(
+        X_img, y
+    )
+    assert set(grid.cv_results_["param_lr"]) == {1e-3, 5e-3}
+    scores = cross_val_score(est, X_img, y, cv=3, scoring="roc_auc")
+    assert scores.shape == (3,) and np.all(np.isfinite(scores))
+    pipe = make_pipeline(FunctionTransformer(l2_normalize), clone(est)).fit(X_img, y)
+    assert pipe.predict_proba(X_img).shape == (len(X_img), 2)
+    cloned = clone(est)
+    assert cloned.get_params()["text_embeddings"] is X_txt or np.array_equal(
+        cloned.get_params()["text_embeddings"], X_txt
+    )
+    assert not hasattr(cloned, "net_")
+
+
+def test_text_matrix_never_sliced_by_cross_validation():
+    # K equals the number of samples: a routed (n, d)-looking matrix would be cut
+    X_img, _, _, _ = make_toy(n=60, K=3, seed=3)
+    rng = np.random.default_rng(3)
+    X_txt = rng.normal(size=(60, X_img.shape[1]))
+    y = correctness(X_img, X_txt, rng.integers(0, 60, size=60))
+    y[:5] = 1
+    y[5:10] = 0
+    est = ViLUClassifier(text_embeddings=X_txt, **{**FAST, "max_epochs": 1})
+    res = cross_validate(est, X_img, y, cv=2, return_estimator=True)
+    for fitted_est in res["estimator"]:
+        assert fitted_est.text_embeddings_.shape == (60, X_img.shape[1])
+
+
+def test_joblib_round_trip_identical(toy, fitted, tmp_path):
+    X_img, X_txt, _, _ = toy
+    path = tmp_path / "vilu.joblib"
+    joblib.dump(fitted, path)
+    loaded = joblib.load(path)
+    np.testing.assert_array_equal(
+        loaded.decision_function(X_img, X_txt), fitted.decision_function(X_img, X_txt)
+    )
+    np.testing.assert_array_equal(
+        loaded.decision_function(X_img), fitted.decision_function(X_img)
+    )
+
+
+def test_model_trained_on_cuda_loads_on_cpu_machine(toy):
+    """The CUDA -> CPU mechanism: a pickle that records device 'cuda' loads here."""
+    X_img, X_txt, _, y = toy
+    clf = ViLUClassifier(**{**FAST, "max_epochs": 1}, device="cpu").fit(X_img, X_txt, y)
+    expected = clf.decision_function(X_img, X_txt)
+    clf.net_.device = "cuda"  # what a GPU-trained model records
+    clf.device = "cuda"
+    blob = pickle.dumps(clf)
+    if torch.cuda.is_available():  # pragma: no cover - the CPU path is the point
+        pytest.skip("needs a machine without CUDA")
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        loaded = pickle.loads(blob)
+    assert str(loaded.net_.device) == "cpu"
+    np.testing.assert_array_equal(loaded.decision_function(X_img, X_txt), expected)
+
+
+def test_random_state_reproducible_and_global_rng_untouched(toy):
+    X_img, X_txt, _, y = toy
+    torch_state = torch.get_rng_state()
+    np_state = np.random.get_state()[1].copy()  # noqa: NPY002
+    a = ViLUClassifier(**{**FAST, "max_epochs": 2}).fit(X_img, X_txt, y)
+    b = ViLUClassifier(**{**FAST, "max_epochs": 2}).fit(X_img, X_txt, y)
+    np.testing.assert_array_equal(
+        a.decision_function(X_img, X_txt), b.decision_function(X_img, X_txt)
+    )
+    assert torch.equal(torch_state, torch.get_rng_state())
+    np.testing.assert_array_equal(np_state, np.random.get_state()[1])  # noqa: NPY002
+    c = ViLUClassifier(**{**FAST, "max_epochs": 2, "random_state": 1}).fit(
+        X_img, X_txt, y
+    )
+    assert not np.allclose(
+        a.decision_function(X_img, X_txt), c.decision_function(X_img, X_txt)
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_input_dtypes_accepted(toy, dtype):
+    X_img, X_txt, _, y = toy
+    clf = ViLUClassifier(**{**FAST, "max_epochs": 1}).fit(
+        X_img.astype(dtype), X_txt.astype(dtype), y
+    )
+    out = clf.decision_function(X_img.astype(dtype), X_txt.astype(dtype))
+    assert out.dtype == np.float64 and np.all(np.isfinite(out))
+
+
+def test_normalisation_inside(toy, fitted):
+    X_img, X_txt, _, _ = toy
+    np.testing.assert_allclose(
+        fitted.decision_function(3.0 * X_img, 0.5 * X_txt),
+        fitted.decision_function(X_img, X_txt),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+
+
+# ---------------------------------------------------------------- training
+def test_early_stopping_restores_best_epoch(toy):
+    X_img, X_txt, _, y = toy
+    clf = ViLUClassifier(
+        **{**FAST, "max_epochs": 40, "lr": 3e-2, "n_iter_no_change": 3}
+    ).fit(X_img, X_txt, y)
+    valid = [row["valid_loss"] for row in clf.history_]
+    assert clf.n_epochs_ < 40  # stopped early
+    assert clf.best_epoch_ == int(np.argmin(valid)) + 1
+    assert clf.n_epochs_ - clf.best_epoch_ == 3
+
+
+def test_no_early_stopping_runs_all_epochs(toy):
+    X_img, X_txt, _, y = toy
+    clf = ViLUClassifier(**{**FAST, "max_epochs": 4, "early_stopping": False}).fit(
+        X_img, X_txt, y
+    )
+    assert clf.n_epochs_ == 4 and "valid_loss" not in clf.history_[-1]
+
+
+def test_verbose_prints_one_line_per_epoch(toy, capsys):
+    X_img, X_txt, _, y = toy
+    ViLUClassifier(**{**FAST, "max_epochs": 3, "verbose": 1}).fit(X_img, X_txt, y)
+    out = capsys.readouterr().out
+    assert "train_loss" in out and "valid_loss" in out
+    assert (
+        sum(line.strip().startswith(("1 ", "2 ", "3 ")) for line in out.splitlines())
+        == 3
+    )
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "adam", "sgd"])
+def test_optimizers_and_schedules(toy, optimizer):
+    X_img, X_txt, _, y = toy
+    clf = ViLUClassifier(
+        **{**FAST, "max_epochs": 3},
+        optimizer=optimizer,
+        warmup_epochs=2,
+        lr_schedule="cosine",
+    ).fit(X_img, X_txt, y)
+    lrs = [row["lr"] for row in clf.history_] if "lr" in clf.history_[0] else None
+    assert clf.n_epochs_ == 3
+    if lrs is not None:
+        assert lrs[0] < lrs[1]  # warm-up
+
+
+def test_sample_weight_changes_the_fit(toy):
+    X_img, X_txt, _, y = toy
+    base = ViLUClassifier(**{**FAST, "max_epochs": 2}).fit(X_img, X_txt, y)
+    w = np.where(y == 0, 5.0, 1.0)
+    weighted = ViLUClassifier(**{**FAST, "max_epochs": 2}).fit(
+        X_img, X_txt, y, sample_weight=w
+    )
+    # up-weighting failures lowers the confidence on average
+    assert (
+        weighted.decision_function(X_img, X_txt).mean()
+        < base.decision_function(X_img, X_txt).mean()
+    )
+
+
+# ---------------------------------------------------------------- the module
+def test_frozen_reference_attention_is_clip_weighted_text_mean():
+    rng = np.random.default_rng(0)
+    img, txt = rng.normal(size=(4, 8)), rng.normal(size=(6, 8))
+    module = ViLUModule(8, keep_frozen=True, logit_scale=50.0, hidden_layer_sizes=(4,))
+    enc = module.encode_candidates(torch.tensor(txt))
+    z_v = torch.nn.functional.normalize(torch.tensor(img), dim=-1)
+    sims = z_v @ enc.texts.T
+    got = module._attend(z_v, enc, sims).numpy()
+    _, p = zero_shot_predict(img, txt, logit_scale=50.0)
+    np.testing.assert_allclose(got, p @ l2_normalize(txt), rtol=1e-6, atol=1e-8)
+
+
+def test_identity_initialised_reference_equals_frozen_at_start():
+    torch.manual_seed(0)
+    img, txt = (
+        torch.randn(5, 8, dtype=torch.float64),
+        torch.randn(3, 8, dtype=torch.float64),
+    )
+    learned = ViLUModule(8, hidden_layer_sizes=(4,)).double()
+    frozen = ViLUModule(8, keep_frozen=True, hidden_layer_sizes=(4,)).double()
+    frozen.load_state_dict(learned.state_dict())
+    torch.testing.assert_close(learned(img, txt), frozen(img, txt))
+
+
+@pytest.mark.parametrize(
+    "use_attention, use_predicted_text, width",
+    [(True, True, 3), (True, False, 2), (False, True, 2), (False, False, 1)],
+)
+def test_feature_switches(use_attention, use_predicted_text, width):
+    module = ViLUModule(
+        8, use_attention=use_attention, use_predicted_text=use_predicted_text
+    )
+    assert module.mlp[0].in_features == 8 * width
+    assert [m.out_features for m in module.mlp if isinstance(m, torch.nn.Linear)] == [
+        512,
+        256,
+        128,
+        1,
+    ]
+
+
+def test_paper_attention_multi_head():
+    module = ViLUModule(8, attention="paper", n_heads=2, hidden_layer_sizes=(4,))
+    assert module.v_proj is not None
+    assert module(torch.randn(5, 8), torch.randn(7, 8)).shape == (5,)
+    with pytest.raises(ValueError, match="n_heads=3 must divide"):
+        ViLUModule(8, attention="paper", n_heads=3)
+
+
+def test_freezing_schedule_counts_training_iterations():
+    module = ViLUModule(8, n_iter_freeze_proj=2, hidden_layer_sizes=(4,))
+    img, txt = torch.randn(3, 8), torch.randn(4, 8)
+    module.train()
+    assert module.projections_bypassed()
+    module(img, txt)
+    module(img, txt)
+    assert not module.projections_bypassed()
+    module.eval()
+    module(img, txt)  # evaluation does not count
+    assert int(module.n_iter) == 2
+
+
+def test_no_batch_by_candidates_by_dim_tensor():
+    """Memory O((B + K) d + B K): no op ever sees a (B, K, d) tensor."""
+    B, K, d = 16, 24, 8
+    for attention in ("reference", "paper"):
+        module = ViLUModule(
+            d,
+            attention=attention,
+            n_heads=2 if attention == "paper" else 1,
+            hidden_layer_sizes=(4,),
+        )
+        module.train()
+        for _ in range(2):  # frozen-free path too
+            with torch.profiler.profile(record_shapes=True) as prof:
+                module(torch.randn(B, d), torch.randn(K, d))
+            shapes = [tuple(s) for evt in prof.events() for s in evt.input_shapes if s]
+            assert shapes
+            assert not any(int(np.prod(s)) >= B * K * d for s in shapes), (
+                f"{attention}: a tensor of >= B*K*d elements was built"
+            )
+
+
+def test_candidates_encoded_once_per_call_and_cached_for_fit_texts(toy, fitted):
+    X_img, X_txt, _, _ = toy
+    clf = clone(fitted).set_params(n_iter_freeze_proj=0, max_epochs=1)
+    clf.fit(X_img, X_txt, correctness(X_img, X_txt, toy[2]))
+    module = clf.net_.module_
+    calls = []
+    hook = module.k_proj.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        clf.set_params(predict_batch_size=50)
+        clf.decision_function(X_img)  # 8 batches: encoded at most once
+        first = len(calls)
+        clf.decision_function(X_img)
+        clf.decision_function(X_img, X_txt)  # equal to the fit texts: cache hit
+        assert len(calls) == first <= 1
+        other = X_txt + 0.1
+        clf.decision_function(X_img, other)  # new texts: once for all 8 batches
+        assert len(calls) == first + 1
+    finally:
+        hook.remove()
+
+
+# ------------------------------------------------------------------- the loss
+def test_adaptive_failure_weight_formula():
+    for acc in (0.5, 0.6, 0.8, 0.9):
+        y = torch.tensor([1.0] * int(acc * 10) + [0.0] * (10 - int(acc * 10)))
+        expected = np.log(1 + acc / (1 - acc))
+        assert float(failure_weight(y, "adaptive")) == pytest.approx(expected, rel=1e-6)
+    assert float(failure_weight(torch.ones(3), 2.5)) == 2.5
+    assert float(failure_weight(torch.ones(3), None)) == 1.0
+
+
+@pytest.mark.parametrize("y", [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
+def test_loss_is_finite_when_batch_accuracy_is_0_or_1(y):
+    logits = torch.tensor([0.3, -1.0, 2.0], requires_grad=True)
+    loss = weighted_bce_loss(logits, torch.tensor(y), failure_weight_mode="adaptive")
+    loss.backward()
+    assert torch.isfinite(loss) and torch.all(torch.isfinite(logits.grad))
+
+
+def test_loss_weights_failures():
+    logits = torch.zeros(4)
+    y = torch.tensor([1.0, 1.0, 1.0, 0.0])  # acc 0.75 -> w = log(4)
+    got = weighted_bce_loss(logits, y, failure_weight_mode="adaptive")
+    assert float(got) == pytest.approx(np.log(2) * (3 + np.log(4)) / 4, rel=1e-6)
+
+
+# ------------------------------------------------------------- caption mode
+def make_captions(n=300, d=16, seed=0, noise=1.0):
+    rng = np.random.default_rng(seed)
+    txt = rng.normal(size=(n, d))
+    img = txt + rng.normal(scale=noise, size=(n, d))
+    return img, txt
+
+
+def test_caption_mode_fit_predict():
+    img, txt = make_captions()
+    clf = ViLUClassifier(mode="caption", caption_group_size=64, batch_size=64, **FAST)
+    clf.fit(img, txt)
+    conf = clf.decision_function(img, txt)
+    assert conf.shape == (300,)
+    y = caption_correctness(img, txt, group_size=64)
+    assert 0 < y.mean() < 1
+    assert clf.score(img, txt) == pytest.approx(roc_auc_score(y, conf))
+    # prediction groups are fixed: consecutive rows of caption_group_size
+    np.testing.assert_allclose(
+        clf.decision_function(img[:64], txt[:64]), conf[:64], rtol=1e-6, atol=1e-6
+    )
+    assert clf.text_embeddings_ is None
+
+
+def test_caption_mode_errors():
+    img, txt = make_captions(n=20)
+    with pytest.raises(ValueError, match="computed from the paired captions"):
+        ViLUClassifier(mode="caption", **FAST).fit(img, txt, np.ones(20))
+    with pytest.raises(ValueError, match="paired row by row"):
+        ViLUClassifier(mode="caption", **FAST).fit(img, txt[:10])
+    with pytest.raises(ValueError, match="text_embeddings must be None"):
+        ViLUClassifier(mode="caption", text_embeddings=txt).fit(img, txt)
+    clf = ViLUClassifier(mode="caption", **{**FAST, "max_epochs": 1}).fit(img, txt)
+    with pytest.raises(ValueError, match="needs the paired captions"):
+        clf.decision_function(img)
+
+
+def test_grid_search_caption_mode_slices_images_and_captions_together():
+    img, txt = make_captions(n=240, seed=2)
+    est = ViLUClassifier(
+        mode="caption",
+        caption_group_size=40,
+        batch_size=40,
+        **{**FAST, "max_epochs": 2},
+    )
+    cv = KFold(n_splits=2)
+    grid = GridSearchCV(est, {"lr": [5e-3]}, cv=cv).fit(img, txt)
+    for k, (tr, te) in enumerate(cv.split(img)):
+        manual = clone(est).fit(img[tr], txt[tr]).score(img[te], txt[te])
+        assert grid.cv_results_[f"split{k}_test_score"][0] == pytest.approx(manual)
+
+
+# -------------------------------------------------------------------- errors
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (
+            (np.ones((10, 4)), np.ones((3, 5)), np.r_[np.ones(5), np.zeros(5)]),
+            "X_txt has 5 features per row",
+        ),
+        (
+            (np.ones((10, 4)), np.ones((1, 4)), np.r_[np.ones(5), np.zeros(5)]),
+            "at least 2 are needed",
+        ),
+        (
+            (np.ones(10), np.ones((3, 4)), np.r_[np.ones(5), np.zeros(5)]),
+            "X_img must be a 2-D array",
+        ),
+        (
+            (np.ones((10, 4)), np.ones((3, 4)), np.arange(10) % 3),
+            "y_correct must be binary",
+        ),
+        (
+            (np.ones((10, 4)), np.ones((3, 4)), np.ones(9)),
+            "y_correct has 9 labels, but there are 10",
+        ),
+        ((np.ones((10, 4)), np.ones((3, 4)), np.ones(10)), "the VLM is always right"),
+        ((np.ones((10, 4)), np.ones((3, 4)), np.zeros(10)), "the VLM is always wrong"),
+        ((np.ones((0, 4)), np.ones((3, 4)), np.zeros(0)), r"0 sample\(s\)"),
+        (
+            (np.full((10, 4), np.nan), np.ones((3, 4)), np.r_[np.ones(5), np.zeros(5)]),
+            "X_img contains NaN",
+        ),
+        (
+            (np.ones((10, 4)), np.full((3, 4), np.inf), np.r_[np.ones(5), np.zeros(5)]),
+            "X_txt contains NaN or infinity",
+        ),
+    ],
+)
+def test_clear_errors(args, match):
+    with pytest.raises(ValueError, match=match):
+        ViLUClassifier(**FAST).fit(*args)
+
+
+def test_missing_texts_error():
+    with pytest.raises(ValueError, match="No candidate text embeddings"):
+        ViLUClassifier(**FAST).fit(np.ones((10, 4)), np.r_[np.ones(5), np.zeros(5)])
+
+
+def test_predict_errors(toy, fitted):
+    X_img, X_txt, _, _ = toy
+    with pytest.raises(
+        ValueError, match="X has 3 features, but ViLUClassifier is expecting 16"
+    ):
+        fitted.decision_function(X_img[:, :3])
+    with pytest.raises(ValueError, match="X_txt has 3 features per row"):
+        fitted.decision_function(X_img, X_txt[:, :3])
+
+
+@pytest.mark.parametrize(
+    "param, value",
+    [
+        ("mode", "captions"),
+        ("attention", "multihead"),
+        ("max_epochs", 0),
+        ("hidden_layer_sizes", [0]),
+        ("failure_weight", "auto"),
+        ("optimizer", "lbfgs"),
+        ("dtype", "float16"),
+        ("logit_scale", -1.0),
+    ],
+)
+def test_bad_parameters(toy, param, value):
+    X_img, X_txt, _, y = toy
+    with pytest.raises(ValueError, match=param):
+        ViLUClassifier(**{**FAST, param: value}).fit(X_img, X_txt, y)
+
+
+def test_device_auto_resolves_here(toy, fitted):
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert fitted.device_.type == expected
