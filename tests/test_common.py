@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from vilu_sklearn import ViLUClassifier
+from vilu_sklearn import baselines as bl
 from vilu_sklearn._validation import check_embeddings
 
 _FAST = dict(
@@ -23,12 +24,13 @@ _FAST = dict(
 )
 
 
-class _ViLUWithGeneratedTexts(ViLUClassifier):
-    """The full ViLU head (attention + predicted text) for the generic checks.
+class _GeneratedTexts:
+    """Test-only mixin: supplies candidate texts of the input's width.
 
     The checks feed inputs of many widths, so no fixed (K, d) text matrix can
-    match them all: when ``text_embeddings`` is None this test-only subclass draws
-    3 fixed candidate texts of the input's width, then runs the normal code path.
+    match them all: when ``text_embeddings`` is None and ``fit`` gets the
+    two-argument form, this mixin draws 3 fixed candidate texts of the input's
+    width, then runs the normal code path of the estimator it is mixed into.
     """
 
     def fit(self, X, y=None, y_correct=None, *, sample_weight=None):
@@ -45,13 +47,64 @@ class _ViLUWithGeneratedTexts(ViLUClassifier):
         return super().decision_function(X, X_txt)
 
 
+# the full ViLU head (attention + predicted text) and the baselines that need texts
+class _ViLUWithGeneratedTexts(_GeneratedTexts, ViLUClassifier):
+    pass
+
+
+class _MSP(_GeneratedTexts, bl.MSP):
+    pass
+
+
+class _Entropy(_GeneratedTexts, bl.Entropy):
+    pass
+
+
+class _Doctor(_GeneratedTexts, bl.Doctor):
+    pass
+
+
+class _Energy(_GeneratedTexts, bl.Energy):
+    pass
+
+
+class _MaxLogit(_GeneratedTexts, bl.MaxLogit):
+    pass
+
+
+class _Margin(_GeneratedTexts, bl.Margin):
+    pass
+
+
+class _TemperatureScaling(_GeneratedTexts, bl.TemperatureScaling):
+    pass
+
+
+class _RelU(_GeneratedTexts, bl.RelU):
+    pass
+
+
+class _TrustScore(_GeneratedTexts, bl.TrustScore):
+    pass
+
+
 ESTIMATORS = [
     ViLUClassifier(use_attention=False, use_predicted_text=False, **_FAST),
     _ViLUWithGeneratedTexts(**_FAST),
     _ViLUWithGeneratedTexts(attention="paper", n_heads=1, **_FAST),
+    _MSP(logit_scale=10.0),
+    _Entropy(logit_scale=10.0),
+    _Doctor(logit_scale=10.0),
+    _Doctor(variant="beta", temperature=2.0, logit_scale=10.0),
+    _Energy(logit_scale=10.0),
+    _MaxLogit(logit_scale=10.0),
+    _Margin(logit_scale=10.0),
+    _TemperatureScaling(logit_scale=10.0),
+    _RelU(logit_scale=10.0),
+    _TrustScore(k=3, logit_scale=10.0),
 ]
 
-# check name -> reason, for every estimator
+# check name -> reason, for the ViLU estimators
 EXPECTED_FAILED_CHECKS: dict[str, str] = {
     "check_sample_weight_equivalence_on_dense_data": (
         "sample_weight multiplies each sample's loss, but mini-batch training with "
@@ -59,9 +112,50 @@ EXPECTED_FAILED_CHECKS: dict[str, str] = {
     ),
 }
 
+_NO_PREDICT = (
+    "no predict: this confidence has no natural threshold, so the baseline "
+    "defines decision_function (and score) only"
+)
+_PREDICT_AT_OWN_THRESHOLD = (
+    "predict thresholds the confidence at its natural level (p_max > 0.5, "
+    "DOCTOR's D < 1, trust score > 1), while decision_function returns the "
+    "confidence itself, not a score centred at 0"
+)
+_NEEDS_PREDICT = [
+    "check_classifier_data_not_an_array",
+    "check_classifiers_one_label_sample_weights",
+    "check_classifiers_classes",
+    "check_classifiers_train",
+    "check_classifiers_train(readonly_memmap=True)",
+    "check_classifiers_train(readonly_memmap=True,X_dtype=float32)",
+    "check_supervised_y_2d",
+]
+_PREDICT_CONSISTENCY = [
+    "check_classifiers_classes",
+    "check_classifiers_train",
+    "check_classifiers_train(readonly_memmap=True)",
+    "check_classifiers_train(readonly_memmap=True,X_dtype=float32)",
+]
+# baseline class -> (check name -> reason); MSP passes all checks on their data
+BASELINE_EXPECTED_FAILED_CHECKS: dict[type, dict[str, str]] = {
+    **{
+        cls: dict.fromkeys(_NEEDS_PREDICT, _NO_PREDICT)
+        for cls in (bl.Entropy, bl.Energy, bl.MaxLogit, bl.Margin, bl.RelU)
+    },
+    **{
+        cls: dict.fromkeys(_PREDICT_CONSISTENCY, _PREDICT_AT_OWN_THRESHOLD)
+        for cls in (bl.Doctor, bl.TemperatureScaling, bl.TrustScore)
+    },
+}
+
 
 def _expected_failed_checks(estimator):
-    return EXPECTED_FAILED_CHECKS
+    if isinstance(estimator, ViLUClassifier):
+        return EXPECTED_FAILED_CHECKS
+    for cls, checks in BASELINE_EXPECTED_FAILED_CHECKS.items():
+        if isinstance(estimator, cls):
+            return checks
+    return {}
 
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)

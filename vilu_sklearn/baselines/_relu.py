@@ -1,0 +1,165 @@
+"""Rel-U: a data-driven relative uncertainty ``p^T D p`` (Dadalto et al., 2024).
+
+Implemented from the paper (arXiv:2306.01710); no code of the authors is used.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from .._base import FitInputs
+from ._base import BaseBaseline, softmax_inplace
+
+__all__ = ["RelU"]
+
+
+class RelU(BaseBaseline):
+    """Rel-U: confidence ``-p^T D p`` with a class-pair matrix ``D`` learned in fit.
+
+    Rel-U (Dadalto, Romanelli, Pichler and Piantanida, ICLR 2024) measures the
+    uncertainty of a soft-prediction ``p = softmax(logit_scale * cos)`` as the
+    expected dissimilarity of two labels drawn from it, ``p^T D p``, where ``D``
+    (K x K, symmetric, non-negative, zero diagonal) is learned so that the
+    uncertainty is low on the training samples the VLM gets right and high on
+    those it gets wrong. Minimising
+
+        ``(1 - lbd) E[p^T D p | correct] - lbd E[p^T D p | wrong]``
+
+    under those constraints and ``||D||_F <= 1`` has the closed-form solution
+
+        ``D = ReLU(lbd * M_wrong - (1 - lbd) * M_correct)`` off the diagonal,
+        normalised to unit Frobenius norm,
+
+    with ``M_correct = E[p p^T | correct]`` and ``M_wrong = E[p p^T | wrong]``,
+    the (weighted) means of the outer products of the softmax vectors over the
+    correct and the wrong training samples. If no entry is positive, ``D`` falls
+    back to ``1 - I`` (normalised), for which ``p^T D p = 1 - sum_k p_k^2`` is
+    the Gini impurity: the ranking of :class:`Doctor` (``variant="alpha"``).
+
+    ``D`` is indexed by candidate, so prediction must use the K candidate texts
+    of ``fit`` (in the same order); classification mode only. No ``predict``
+    nor ``predict_proba``: ``-p^T D p`` has no natural threshold and is not a
+    probability.
+
+    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
+    confidence ``-p^T D p`` is higher for more likely correct predictions, so
+    AUROC takes the successes as the positive class.
+
+    Parameters
+    ----------
+    text_embeddings : array-like of shape (K, d), default=None
+        Candidate text embeddings used when ``fit`` and the prediction methods
+        get no ``X_txt``.
+    mode : {"classification"}, default="classification"
+        Only classification mode is supported (caption mode raises an error).
+    logit_scale : float, default=100.0
+        CLIP's temperature (100 for OpenAI CLIP): ``p`` is
+        ``softmax(logit_scale * cos(X_img, X_txt))``.
+    normalize : bool, default=True
+        L2-normalise image and text embeddings (cosine similarity).
+    lbd : float, default=0.5
+        Trade-off ``lambda`` in [0, 1] between the wrong (weight ``lbd``) and
+        the correct (weight ``1 - lbd``) training samples.
+    predict_batch_size : int, default=None
+        Image rows per (rows, K) block; by default as many as keep a block below
+        2**21 float64 elements, at most 8192.
+
+    Attributes
+    ----------
+    D_ : ndarray of shape (K, K)
+        The learned matrix (symmetric, non-negative, zero diagonal, unit
+        Frobenius norm).
+    gini_fallback_ : bool
+        Whether ``D_`` is the Gini fallback ``(1 - I) / sqrt(K (K - 1))``.
+    classes_ : ndarray of shape (2,)
+        ``[0, 1]`` for 0/1 labels: the first means the VLM is wrong, the second
+        that it is right.
+    n_features_in_ : int
+        Embedding dimension d.
+    text_embeddings_ : ndarray of shape (K, d)
+        Candidate texts seen in ``fit`` (float64).
+
+    References
+    ----------
+    .. [1] E. Dadalto, M. Romanelli, G. Pichler and P. Piantanida. "A
+       Data-Driven Measure of Relative Uncertainty for Misclassification
+       Detection", ICLR 2024, arXiv:2306.01710.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from vilu_sklearn import correctness
+    >>> from vilu_sklearn.baselines import RelU
+    >>> rng = np.random.default_rng(0)
+    >>> X_txt = rng.normal(size=(4, 16))
+    >>> labels = rng.integers(0, 4, size=300)
+    >>> X_img = X_txt[labels] + rng.normal(scale=2.0, size=(300, 16))
+    >>> y_correct = correctness(X_img, X_txt, labels)
+    >>> relu = RelU(logit_scale=10.0).fit(X_img, X_txt, y_correct)
+    >>> relu.D_.shape, bool(np.allclose(relu.D_, relu.D_.T))
+    ((4, 4), True)
+    >>> bool(relu.decision_function(X_img).max() <= 0)
+    True
+    """
+
+    _caption_support = False
+    _fixed_candidates = True
+
+    def __init__(
+        self,
+        *,
+        text_embeddings: Any = None,
+        mode: str = "classification",
+        logit_scale: float = 100.0,
+        normalize: bool = True,
+        lbd: float = 0.5,
+        predict_batch_size: int | None = None,
+    ) -> None:
+        self.text_embeddings = text_embeddings
+        self.mode = mode
+        self.logit_scale = logit_scale
+        self.normalize = normalize
+        self.lbd = lbd
+        self.predict_batch_size = predict_batch_size
+
+    def _check_extra_params(self) -> None:
+        if (
+            isinstance(self.lbd, bool)
+            or not isinstance(self.lbd, numbers.Real)
+            or not 0 <= self.lbd <= 1
+        ):
+            raise ValueError(f"lbd must be a number in [0, 1]; got {self.lbd!r}.")
+
+    def _fit_scorer(self, inputs: FitInputs) -> None:
+        assert inputs.X_txt is not None and inputs.y is not None
+        K = inputs.X_txt.shape[0]
+        y = inputs.y
+        w = (
+            np.ones(len(y))
+            if inputs.sample_weight is None
+            else np.asarray(inputs.sample_weight, dtype=np.float64)
+        )
+        M = np.zeros((2, K, K))  # M[0]: wrong, M[1]: correct (weighted sums)
+        for sl, logits in self._blocks(inputs.X_img, inputs.X_txt):
+            p = softmax_inplace(logits)
+            for label in (0, 1):
+                wl = w[sl] * (y[sl] == label)
+                M[label] += (p * wl[:, None]).T @ p
+        totals = np.array([w[y == 0].sum(), w[y == 1].sum()])
+        # a class with zero total weight contributes nothing
+        M /= np.where(totals > 0, totals, 1.0)[:, None, None]
+        lbd = float(self.lbd)
+        D = lbd * M[0] - (1.0 - lbd) * M[1]
+        np.fill_diagonal(D, 0.0)
+        np.maximum(D, 0.0, out=D)
+        self.gini_fallback_ = not bool((D > 0).any())
+        if self.gini_fallback_:
+            D = 1.0 - np.eye(K)
+        self.D_ = D / np.linalg.norm(D)
+
+    def _confidence(self, logits: np.ndarray) -> np.ndarray:
+        p = softmax_inplace(logits)
+        return -np.einsum("ij,ij->i", p @ self.D_, p)

@@ -1,0 +1,460 @@
+"""Training-free baselines: scores computed from the VLM's logits alone.
+
+Each class is a few lines of scoring on top of :class:`._base.BaseBaseline`,
+which takes care of the call forms, the chunked logits and caption mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.special import logsumexp
+
+from ._base import BaseBaseline, ThresholdPredictMixin, check_positive, softmax_inplace
+
+__all__ = ["MSP", "Entropy", "Doctor", "Energy", "MaxLogit", "Margin"]
+
+_SHARED_PARAMS = """text_embeddings : array-like of shape (K, d), default=None
+        Candidate text embeddings (e.g. one prompt per class) used when ``fit``
+        and the prediction methods get no ``X_txt``. Classification mode only.
+    mode : {"classification", "caption"}, default="classification"
+        Shared class prompts (classification) or per-image captions (caption:
+        the candidates of an image are the captions of its group of
+        ``caption_group_size`` consecutive rows).
+    caption_group_size : int, default=1024
+        Caption mode: number of candidate captions per group (the ViLU paper
+        evaluates with 1024); the last group may be smaller.
+    logit_scale : float, default=100.0
+        CLIP's temperature (100 for OpenAI CLIP): logits are
+        ``logit_scale * cos(X_img, X_txt)``.
+    normalize : bool, default=True
+        L2-normalise image and text embeddings (cosine similarity); with False
+        raw dot products are scaled.
+    predict_batch_size : int, default=None
+        Image rows per (rows, K) block of logits; by default as many as keep a
+        block below 2**21 float64 elements (16 MiB), at most 8192."""
+
+_SHARED_ATTRIBUTES = """classes_ : ndarray of shape (2,)
+        ``[0, 1]`` for 0/1 labels: the first means the VLM is wrong, the second
+        that it is right (``[0, 1]`` in caption mode).
+    n_features_in_ : int
+        Embedding dimension d.
+    text_embeddings_ : ndarray of shape (K, d) or None
+        Candidate texts seen in ``fit`` (float64); None in caption mode."""
+
+
+class _TrainingFree(BaseBaseline):
+    """Training-free baseline: ``fit`` only validates and stores the texts."""
+
+    def __init__(
+        self,
+        *,
+        text_embeddings: Any = None,
+        mode: str = "classification",
+        caption_group_size: int = 1024,
+        logit_scale: float = 100.0,
+        normalize: bool = True,
+        predict_batch_size: int | None = None,
+    ) -> None:
+        self.text_embeddings = text_embeddings
+        self.mode = mode
+        self.caption_group_size = caption_group_size
+        self.logit_scale = logit_scale
+        self.normalize = normalize
+        self.predict_batch_size = predict_batch_size
+
+
+def _doc(cls: type) -> type:
+    """Fill the shared parameter and attribute sections of a docstring."""
+    cls.__doc__ = (cls.__doc__ or "").format(
+        shared_params=_SHARED_PARAMS, shared_attributes=_SHARED_ATTRIBUTES
+    )
+    return cls
+
+
+@_doc
+class MSP(ThresholdPredictMixin, _TrainingFree):
+    """Maximum softmax probability (MCM): ``max_k softmax(logit_scale * cos)_k``.
+
+    The VLM version of MSP, *Maximum Concept Matching* (Ming et al., 2022), as in
+    the ViLU evaluator: the confidence is the largest class probability of
+    ``p = softmax(logit_scale * cos(X_img, X_txt))``. Training-free: ``fit`` only
+    validates its inputs and stores the candidate texts, so that the estimator
+    works in ``GridSearchCV``, cross-validation and the benchmark unchanged.
+
+    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
+    confidence is higher for more likely correct predictions, so AUROC takes the
+    successes as the positive class. ``predict_proba[:, 1]`` is ``p_max``, read
+    as P(correct) (uncalibrated; see :class:`TemperatureScaling`), and
+    ``predict`` is 1 where ``p_max > 0.5``.
+
+    Parameters
+    ----------
+    {shared_params}
+
+    Attributes
+    ----------
+    {shared_attributes}
+
+    See Also
+    --------
+    TemperatureScaling : MSP at a temperature fitted on correctness labels.
+
+    References
+    ----------
+    .. [1] Y. Ming et al. "Delving into Out-of-Distribution Detection with
+       Vision-Language Representations", NeurIPS 2022.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from vilu_sklearn.baselines import MSP
+    >>> X_txt = np.eye(3)                              # 3 class prompts
+    >>> X_img = np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0]])
+    >>> msp = MSP(logit_scale=1.0).fit(X_img, X_txt, [1, 0])
+    >>> msp.decision_function(X_img).round(4)           # softmax of cosines
+    array([0.5761, 0.4011])
+    >>> msp.predict(X_img)
+    array([1, 0])
+    """
+
+    _predict_threshold = 0.5
+
+    def _confidence(self, logits: np.ndarray) -> np.ndarray:
+        # p_max = 1 / sum_k exp(z_k - max z)
+        logits -= logits.max(axis=1, keepdims=True)
+        np.exp(logits, out=logits)
+        return 1.0 / logits.sum(axis=1)
+
+    def predict_proba(self, X: Any, X_txt: Any = None) -> np.ndarray:
+        """P(wrong) and P(correct), with P(correct) = the max softmax probability.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, d)
+            Image embeddings.
+        X_txt : array-like of shape (K, d) or (n_samples, d), default=None
+            Candidate texts or, in caption mode, the paired captions.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, 2)
+            ``proba[:, 1] = p_max``, ordered like ``classes_``.
+        """
+        p = self.decision_function(X, X_txt)
+        return np.column_stack([1.0 - p, p])
+
+
+@_doc
+class Entropy(_TrainingFree):
+    """Negative normalised entropy of ``softmax(logit_scale * cos)``.
+
+    Confidence ``sum_k p_k log(p_k + eps) / log K`` (in [-1, 0]; 0 for a one-hot
+    ``p``), with ``K`` the number of candidates (in caption mode, the size of the
+    group; a group of one candidate scores 0). With ``eps=1e-6`` (default) it is
+    exactly the ViLU evaluator's score; ``eps=0`` gives the exact Shannon
+    entropy (``0 log 0 = 0``).
+
+    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
+    confidence is higher for more likely correct predictions (AUROC takes the
+    successes as positive). There is no ``predict`` nor ``predict_proba``: an
+    entropy is neither a probability of being correct nor has a natural
+    threshold.
+
+    Parameters
+    ----------
+    {shared_params}
+    eps : float, default=1e-6
+        Added to ``p`` inside the logarithm, as in the ViLU reference code.
+
+    Attributes
+    ----------
+    {shared_attributes}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from vilu_sklearn.baselines import Entropy
+    >>> X_txt = np.eye(2)
+    >>> X_img = np.array([[1.0, 1.0], [1.0, 0.0]])
+    >>> ent = Entropy(logit_scale=100.0).fit(X_img, X_txt, [0, 1])
+    >>> ent.decision_function(X_img).round(4)   # uniform p: -1; one-hot p: 0
+    array([-1., -0.])
+    """
+
+    def __init__(
+        self,
+        *,
+        text_embeddings: Any = None,
+        mode: str = "classification",
+        caption_group_size: int = 1024,
+        logit_scale: float = 100.0,
+        normalize: bool = True,
+        predict_batch_size: int | None = None,
+        eps: float = 1e-6,
+    ) -> None:
+        super().__init__(
+            text_embeddings=text_embeddings,
+            mode=mode,
+            caption_group_size=caption_group_size,
+            logit_scale=logit_scale,
+            normalize=normalize,
+            predict_batch_size=predict_batch_size,
+        )
+        self.eps = eps
+
+    def _check_extra_params(self) -> None:
+        if (
+            isinstance(self.eps, bool)
+            or not isinstance(self.eps, int | float)
+            or not 0 <= self.eps < 1
+        ):
+            raise ValueError(f"eps must be a number in [0, 1); got {self.eps!r}.")
+
+    def _confidence(self, logits: np.ndarray) -> np.ndarray:
+        K = logits.shape[1]
+        if K == 1:
+            return np.zeros(logits.shape[0])
+        p = softmax_inplace(logits)
+        if self.eps:
+            log_p = np.log(p + self.eps)
+        else:
+            log_p = np.log(p, out=np.full_like(p, 0.0), where=p > 0)
+        return np.einsum("ij,ij->i", p, log_p) / np.log(K)
+
+
+@_doc
+class Doctor(ThresholdPredictMixin, _TrainingFree):
+    """DOCTOR (Granese et al., 2021), totally black-box: confidence ``-D``.
+
+    With ``p = softmax(logit_scale * cos / temperature)``:
+
+    * ``variant="alpha"``: ``D_alpha = (1 - sum_k p_k^2) / sum_k p_k^2`` (the
+      ViLU evaluator's DOCTOR);
+    * ``variant="beta"``: ``D_beta = (1 - p_max) / p_max``.
+
+    ``D`` grows with the chance of an error, so the confidence is ``-D`` (in
+    ``(-(K - 1), 0]``). No input perturbation (only embeddings are available).
+    ``predict`` applies DOCTOR's rule ``D <= gamma`` with ``gamma = 1``, i.e.
+    correct where ``sum_k p_k^2 > 1/2`` (alpha) or ``p_max > 1/2`` (beta). No
+    ``predict_proba``: ``-D`` is not a probability.
+
+    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
+    confidence is higher for more likely correct predictions (AUROC takes the
+    successes as positive).
+
+    Parameters
+    ----------
+    {shared_params}
+    variant : {{"alpha", "beta"}}, default="alpha"
+        Which discriminator.
+    temperature : float, default=1.0
+        Divides the logits before the softmax (ODIN-style; the ViLU evaluator
+        uses 1).
+
+    Attributes
+    ----------
+    {shared_attributes}
+
+    References
+    ----------
+    .. [1] F. Granese et al. "DOCTOR: A Simple Method for Detecting
+       Misclassification Errors", NeurIPS 2021.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from vilu_sklearn.baselines import Doctor
+    >>> X_txt = np.eye(2)
+    >>> X_img = np.array([[1.0, 1.0], [1.0, 0.0]])
+    >>> doc = Doctor(logit_scale=100.0).fit(X_img, X_txt, [0, 1])
+    >>> doc.decision_function(X_img).round(4)   # p = (1/2, 1/2): g = 1/2, D = 1
+    array([-1., -0.])
+    """
+
+    _predict_threshold = -1.0
+
+    def __init__(
+        self,
+        *,
+        text_embeddings: Any = None,
+        mode: str = "classification",
+        caption_group_size: int = 1024,
+        logit_scale: float = 100.0,
+        normalize: bool = True,
+        predict_batch_size: int | None = None,
+        variant: str = "alpha",
+        temperature: float = 1.0,
+    ) -> None:
+        super().__init__(
+            text_embeddings=text_embeddings,
+            mode=mode,
+            caption_group_size=caption_group_size,
+            logit_scale=logit_scale,
+            normalize=normalize,
+            predict_batch_size=predict_batch_size,
+        )
+        self.variant = variant
+        self.temperature = temperature
+
+    def _check_extra_params(self) -> None:
+        if self.variant not in ("alpha", "beta"):
+            raise ValueError(
+                f"variant must be 'alpha' or 'beta'; got {self.variant!r}."
+            )
+        check_positive(self.temperature, "temperature")
+
+    def _confidence(self, logits: np.ndarray) -> np.ndarray:
+        logits /= float(self.temperature)
+        p = softmax_inplace(logits)
+        g = np.einsum("ij,ij->i", p, p) if self.variant == "alpha" else p.max(axis=1)
+        return -(1.0 - g) / g
+
+
+@_doc
+class Energy(_TrainingFree):
+    """Energy score: confidence ``T * logsumexp(logit_scale * cos / T)``.
+
+    The negative free energy of the logits (Liu et al., 2020); higher means more
+    likely correct. No ``predict`` nor ``predict_proba``: the score is
+    unbounded and has no natural threshold.
+
+    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
+    confidence is higher for more likely correct predictions (AUROC takes the
+    successes as positive).
+
+    Parameters
+    ----------
+    {shared_params}
+    temperature : float, default=1.0
+        Energy temperature ``T``.
+
+    Attributes
+    ----------
+    {shared_attributes}
+
+    References
+    ----------
+    .. [1] W. Liu et al. "Energy-based Out-of-distribution Detection", NeurIPS
+       2020.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from vilu_sklearn.baselines import Energy
+    >>> X_txt = np.eye(2)
+    >>> X_img = np.array([[1.0, 0.0], [1.0, 1.0]])
+    >>> e = Energy(logit_scale=1.0).fit(X_img, X_txt, [1, 0])
+    >>> e.decision_function(X_img).round(4)   # log(e^1 + e^0), log(2 e^0.7071)
+    array([1.3133, 1.4003])
+    """
+
+    def __init__(
+        self,
+        *,
+        text_embeddings: Any = None,
+        mode: str = "classification",
+        caption_group_size: int = 1024,
+        logit_scale: float = 100.0,
+        normalize: bool = True,
+        predict_batch_size: int | None = None,
+        temperature: float = 1.0,
+    ) -> None:
+        super().__init__(
+            text_embeddings=text_embeddings,
+            mode=mode,
+            caption_group_size=caption_group_size,
+            logit_scale=logit_scale,
+            normalize=normalize,
+            predict_batch_size=predict_batch_size,
+        )
+        self.temperature = temperature
+
+    def _check_extra_params(self) -> None:
+        check_positive(self.temperature, "temperature")
+
+    def _confidence(self, logits: np.ndarray) -> np.ndarray:
+        T = float(self.temperature)
+        logits /= T
+        return T * np.asarray(logsumexp(logits, axis=1))
+
+
+@_doc
+class MaxLogit(_TrainingFree):
+    """Maximum logit: confidence ``logit_scale * max_k cos(X_img, X_txt_k)``.
+
+    It ranks exactly like the largest cosine similarity (``logit_scale`` only
+    rescales it). No ``predict`` nor ``predict_proba``: a similarity has no
+    natural threshold and is not a probability.
+
+    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
+    confidence is higher for more likely correct predictions (AUROC takes the
+    successes as positive).
+
+    Parameters
+    ----------
+    {shared_params}
+
+    Attributes
+    ----------
+    {shared_attributes}
+
+    References
+    ----------
+    .. [1] D. Hendrycks et al. "Scaling Out-of-Distribution Detection for
+       Real-World Settings", ICML 2022.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from vilu_sklearn.baselines import MaxLogit
+    >>> X_txt = np.eye(2)
+    >>> X_img = np.array([[3.0, 4.0], [1.0, 0.0]])   # cosines (0.6, 0.8), (1, 0)
+    >>> m = MaxLogit(logit_scale=10.0).fit(X_img, X_txt, [0, 1])
+    >>> m.decision_function(X_img)
+    array([ 8., 10.])
+    """
+
+    def _confidence(self, logits: np.ndarray) -> np.ndarray:
+        return logits.max(axis=1)
+
+
+@_doc
+class Margin(_TrainingFree):
+    """Probability margin: top-1 minus top-2 of ``softmax(logit_scale * cos)``.
+
+    In [0, 1]; a group of one candidate (caption mode) scores 1. No
+    ``predict`` nor ``predict_proba``: the margin is not a probability of being
+    correct and has no natural threshold.
+
+    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
+    confidence is higher for more likely correct predictions (AUROC takes the
+    successes as positive).
+
+    Parameters
+    ----------
+    {shared_params}
+
+    Attributes
+    ----------
+    {shared_attributes}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from vilu_sklearn.baselines import Margin
+    >>> X_txt = np.eye(3)
+    >>> X_img = np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    >>> m = Margin(logit_scale=100.0).fit(X_img, X_txt, [0, 1])
+    >>> m.decision_function(X_img).round(4)          # tie: 0; one-hot: 1
+    array([0., 1.])
+    """
+
+    def _confidence(self, logits: np.ndarray) -> np.ndarray:
+        K = logits.shape[1]
+        if K == 1:
+            return np.ones(logits.shape[0])
+        p = softmax_inplace(logits)
+        p.partition(K - 2, axis=1)  # in place: the two largest are the last two
+        return p[:, -1] - p[:, -2]
