@@ -10,6 +10,7 @@ Conventions used throughout the package:
   is taken; embeddings are L2-normalised inside unless ``normalize=False``.
 """
 
+from ._benchmark import benchmark, default_estimators, format_table
 from ._version import __version__
 from ._vilu import ViLUClassifier
 from ._zero_shot import (
@@ -23,6 +24,9 @@ from ._zero_shot import (
 __all__ = [
     "ViLUClassifier",
     "__version__",
+    "benchmark",
+    "default_estimators",
+    "format_table",
     "caption_correctness",
     "correctness",
     "l2_normalize",

@@ -1,0 +1,270 @@
+"""The benchmark function, the table formats and the ``vilu-sklearn`` command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vilu_sklearn import benchmark, default_estimators, format_table
+from vilu_sklearn._cli import main
+from vilu_sklearn.baselines import MSP, Doctor, Entropy
+from vilu_sklearn.datasets import make_caption_embeddings, make_vlm_embeddings
+from vilu_sklearn.metrics import auroc, fpr_at_tpr
+
+
+@pytest.fixture(scope="module")
+def small():
+    return make_vlm_embeddings(900, 8, 32, accuracy=0.7, random_state=0)
+
+
+def _split(d, n_train=600):
+    return (
+        d.X_img[:n_train],
+        d.X_txt,
+        d.labels[:n_train],
+        d.X_img[n_train:],
+        d.labels[n_train:],
+    )
+
+
+def test_benchmark_rows_match_direct_metrics(small):
+    X_tr, T, y_tr, X_te, y_te = _split(small)
+    rows = benchmark(
+        {"MSP": MSP(logit_scale=100.0), "Entropy": Entropy()},
+        X_tr,
+        T,
+        y_tr,
+        X_te,
+        y_te,
+        n_resamples=50,
+        as_frame=False,
+    )
+    assert [r["method"] for r in rows] == ["MSP", "Entropy"]
+    msp = MSP(logit_scale=100.0).fit(X_tr, T, np.r_[0, np.ones(len(X_tr) - 1)])
+    conf = msp.decision_function(X_te, T)
+    from vilu_sklearn import correctness
+
+    y = correctness(X_te, T, y_te)
+    assert rows[0]["auroc"] == pytest.approx(auroc(y, conf))
+    assert rows[0]["fpr_at_tpr"] == pytest.approx(fpr_at_tpr(y, conf))
+    assert rows[0]["accuracy"] == pytest.approx(y.mean())
+    for r in rows:
+        assert r["auroc_ci_low"] <= r["auroc"] <= r["auroc_ci_high"]
+        assert r["fit_time"] >= 0 and r["predict_time"] >= 0
+
+
+def test_benchmark_accepts_y_correct(small):
+    from vilu_sklearn import correctness
+
+    X_tr, T, y_tr, X_te, y_te = _split(small)
+    by_labels = benchmark(
+        {"DOCTOR": Doctor()}, X_tr, T, y_tr, X_te, y_te, n_resamples=0, as_frame=False
+    )
+    by_correct = benchmark(
+        {"DOCTOR": Doctor()},
+        X_tr,
+        T,
+        correctness(X_tr, T, y_tr),
+        X_te,
+        correctness(X_te, T, y_te),
+        y_kind="correct",
+        n_resamples=0,
+        as_frame=False,
+    )
+    assert by_labels[0]["auroc"] == pytest.approx(by_correct[0]["auroc"])
+
+
+def test_benchmark_returns_dataframe_when_pandas_installed(small):
+    pd = pytest.importorskip("pandas")
+    X_tr, T, y_tr, X_te, y_te = _split(small)
+    frame = benchmark({"MSP": MSP()}, X_tr, T, y_tr, X_te, y_te, n_resamples=0)
+    assert isinstance(frame, pd.DataFrame)
+    assert {
+        "method",
+        "auroc",
+        "fpr_at_tpr",
+        "aupr_error",
+        "aurc",
+        "fit_time",
+        "predict_time",
+    } <= set(frame.columns)
+    assert "MSP" in format_table(frame)
+
+
+def test_benchmark_caption_mode():
+    d = make_caption_embeddings(
+        600, 32, retrieval_accuracy=0.6, group_size=100, random_state=0
+    )
+    est = default_estimators(mode="caption", caption_group_size=100, max_epochs=2)
+    assert "TrustScore" not in est and "ViLU" in est
+    rows = benchmark(
+        {k: est[k] for k in ("ViLU", "MSP")},
+        d.X_img[:400],
+        d.X_txt[:400],
+        None,
+        d.X_img[400:],
+        X_txt_test=d.X_txt[400:],
+        mode="caption",
+        caption_group_size=100,
+        n_resamples=0,
+        as_frame=False,
+    )
+    assert [r["method"] for r in rows] == ["ViLU", "MSP"]
+    assert all(0 < r["accuracy"] < 1 for r in rows)
+
+
+def test_format_table_outputs(small):
+    X_tr, T, y_tr, X_te, y_te = _split(small)
+    rows = benchmark(
+        {"MSP": MSP()}, X_tr, T, y_tr, X_te, y_te, n_resamples=20, as_frame=False
+    )
+    md = format_table(rows)
+    assert md.splitlines()[0].startswith("| Method | AUROC ↑ | FPR95 ↓")
+    assert f"{100 * rows[0]['auroc']:.1f} [" in md
+    parsed = json.loads(format_table(rows, "json"))
+    assert parsed[0]["auroc"] == pytest.approx(rows[0]["auroc"])
+    csv_lines = format_table(rows, "csv").splitlines()
+    assert csv_lines[0].startswith("method,") and len(csv_lines) == 2
+    with pytest.raises(ValueError, match="fmt must be"):
+        format_table(rows, "html")
+
+
+def test_benchmark_errors(small):
+    X_tr, T, y_tr, X_te, y_te = _split(small)
+    with pytest.raises(ValueError, match="X_img_test has 5 features"):
+        benchmark({"MSP": MSP()}, X_tr, T, y_tr, X_te[:, :5], y_te)
+    with pytest.raises(ValueError, match="y_kind"):
+        benchmark({"MSP": MSP()}, X_tr, T, y_tr, X_te, y_te, y_kind="label")
+
+
+def test_default_estimators_cover_vilu_and_every_baseline():
+    names = set(default_estimators())
+    assert {
+        "ViLU",
+        "LVU",
+        "MSP",
+        "Entropy",
+        "DOCTOR",
+        "Energy",
+        "MaxLogit",
+        "Margin",
+        "TempScaling",
+        "Rel-U",
+        "TrustScore",
+    } <= names
+    for est in default_estimators(logit_scale=42.0).values():
+        assert est.get_params()["logit_scale"] == 42.0
+
+
+def test_cli_on_a_small_npz(tmp_path, small, capsys):
+    path = tmp_path / "emb.npz"
+    np.savez(
+        path,
+        X_img_train=small.X_img[:600],
+        y_train=small.labels[:600],
+        X_img_test=small.X_img[600:],
+        y_test=small.labels[600:],
+        X_txt=small.X_txt,
+        logit_scale=100.0,
+    )
+    out_json = tmp_path / "table.json"
+    code = main(
+        [
+            "benchmark",
+            "--data",
+            str(path),
+            "--methods",
+            "MSP,DOCTOR,ViLU",
+            "--max-epochs",
+            "2",
+            "--n-resamples",
+            "10",
+            "--format",
+            "json",
+            "--output",
+            str(out_json),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    rows = json.loads(out_json.read_text())
+    assert [r["method"] for r in rows] == ["MSP", "DOCTOR", "ViLU"]
+    assert json.loads(capsys.readouterr().out)[0]["method"] == "MSP"
+
+
+def test_cli_plots(tmp_path, small):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "emb.npz"
+    np.savez(path, X_img=small.X_img, y=small.labels, X_txt=small.X_txt)
+    plots = tmp_path / "plots"
+    main(
+        [
+            "benchmark",
+            "--data",
+            str(path),
+            "--methods",
+            "MSP,Entropy",
+            "--n-resamples",
+            "0",
+            "--plots",
+            str(plots),
+            "--quiet",
+        ]
+    )
+    written = sorted(p.name for p in plots.iterdir())
+    assert written == [
+        "hist_Entropy.png",
+        "hist_MSP.png",
+        "risk_coverage.png",
+        "roc.png",
+    ]
+    assert all((plots / name).stat().st_size > 1000 for name in written)
+
+
+def test_cli_errors(tmp_path, small):
+    path = tmp_path / "emb.npz"
+    np.savez(path, X_img=small.X_img, y=small.labels, X_txt=small.X_txt)
+    with pytest.raises(SystemExit, match="unknown method"):
+        main(["benchmark", "--data", str(path), "--methods", "NotAMethod"])
+
+
+def test_python_dash_m_entry_point():
+    out = subprocess.run(
+        [sys.executable, "-m", "vilu_sklearn", "benchmark", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--data" in out.stdout and "--plots" in out.stdout
+
+
+@pytest.mark.slow
+def test_cli_on_shared_cifar_data(cifar_npz_path, cifar, tmp_path):
+    """The documented command on the real embeddings, with a reduced budget."""
+    out = tmp_path / "cifar.md"
+    code = main(
+        [
+            "benchmark",
+            "--data",
+            str(cifar_npz_path),
+            "--max-epochs",
+            "3",
+            "--n-resamples",
+            "20",
+            "--output",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    text = out.read_text()
+    for name in ("ViLU", "LVU", "MSP", "Entropy", "DOCTOR", "Rel-U", "TrustScore"):
+        assert f"| {name} |" in text
+    from vilu_sklearn import correctness
+
+    acc = correctness(cifar["X_img_test"], cifar["X_txt"], cifar["y_test"]).mean()
+    assert f"VLM accuracy on the test split: {100 * acc:.1f} %" in text

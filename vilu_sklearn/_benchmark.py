@@ -1,0 +1,398 @@
+"""Side-by-side benchmark of failure predictors on one set of embeddings."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+from sklearn.base import clone
+
+from ._base import check_candidate_texts
+from ._validation import check_embeddings, check_y_correct
+from ._zero_shot import caption_correctness, correctness
+
+__all__ = ["benchmark", "default_estimators", "format_table", "TABLE_COLUMNS"]
+
+# (metric key, column title) of the paper-style table
+TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("auroc", "AUROC ↑"),
+    ("fpr_at_tpr", "FPR95 ↓"),
+    ("aupr_error", "AUPR-err ↑"),
+    ("aurc", "AURC ↓"),
+)
+
+
+def default_estimators(
+    *,
+    logit_scale: float = 100.0,
+    random_state: int | None = 0,
+    device: str = "auto",
+    mode: str = "classification",
+    caption_group_size: int = 1024,
+    max_epochs: int | None = None,
+    verbose: int = 0,
+) -> dict[str, Any]:
+    """ViLU and every baseline of the package, ready for :func:`benchmark`.
+
+    Parameters
+    ----------
+    logit_scale : float, default=100.0
+        CLIP's temperature, passed to every estimator.
+    random_state : int or None, default=0
+        Seed of the learned estimators.
+    device : str, default="auto"
+        Device of the torch-based estimators.
+    mode : {"classification", "caption"}, default="classification"
+        In caption mode only the estimators that support it are returned.
+    caption_group_size : int, default=1024
+        Candidate-set size of caption mode.
+    max_epochs : int, default=None
+        Overrides the epochs of the torch-based estimators (None keeps their
+        defaults).
+    verbose : int, default=0
+        Verbosity of the torch-based estimators.
+
+    Returns
+    -------
+    estimators : dict of str to estimator
+        Unfitted estimators by display name.
+
+    Examples
+    --------
+    >>> from vilu_sklearn import default_estimators
+    >>> sorted(default_estimators())[:3]
+    ['DOCTOR', 'Energy', 'Entropy']
+    """
+    from . import baselines as bl
+    from ._vilu import ViLUClassifier
+
+    torch_kw: dict[str, Any] = dict(
+        logit_scale=logit_scale,
+        random_state=random_state,
+        device=device,
+        verbose=verbose,
+    )
+    if max_epochs is not None:
+        torch_kw["max_epochs"] = max_epochs
+    shared: dict[str, Any] = dict(logit_scale=logit_scale)
+    if mode == "caption":
+        cap: dict[str, Any] = dict(
+            mode="caption", caption_group_size=caption_group_size
+        )
+        return {
+            "ViLU": ViLUClassifier(**torch_kw, **cap),
+            "MSP": bl.MSP(**shared, **cap),
+            "Entropy": bl.Entropy(**shared, **cap),
+            "DOCTOR": bl.Doctor(**shared, **cap),
+            "Energy": bl.Energy(**shared, **cap),
+            "MaxLogit": bl.MaxLogit(**shared, **cap),
+            "Margin": bl.Margin(**shared, **cap),
+        }
+    return {
+        "ViLU": ViLUClassifier(**torch_kw),
+        "LVU": bl.make_lvu(**torch_kw),
+        "MSP": bl.MSP(**shared),
+        "Entropy": bl.Entropy(**shared),
+        "DOCTOR": bl.Doctor(**shared),
+        "Energy": bl.Energy(**shared),
+        "MaxLogit": bl.MaxLogit(**shared),
+        "Margin": bl.Margin(**shared),
+        "TempScaling": bl.TemperatureScaling(**shared),
+        "Rel-U": bl.RelU(**shared),
+        "TrustScore": bl.TrustScore(**shared),
+    }
+
+
+def _progress_printer(stream: Any) -> Callable[[str], None]:
+    def emit(message: str) -> None:
+        print(message, file=stream, flush=True)
+
+    return emit
+
+
+def benchmark(
+    estimators: Mapping[str, Any],
+    X_img_train: Any,
+    X_txt: Any,
+    y_train: Any = None,
+    X_img_test: Any = None,
+    y_test: Any = None,
+    *,
+    X_txt_test: Any = None,
+    y_kind: str = "labels",
+    mode: str = "classification",
+    caption_group_size: int = 1024,
+    normalize: bool = True,
+    n_resamples: int = 200,
+    confidence_level: float = 0.95,
+    random_state: int = 0,
+    as_frame: bool | str = "auto",
+    progress: bool | Callable[[str], None] = False,
+) -> Any:
+    """Fit failure predictors on one split and compare them on another.
+
+    Every estimator is cloned, fitted on the training embeddings and scored on
+    the test embeddings with every metric of :func:`vilu_sklearn.metrics.failure_report`
+    (with seeded bootstrap confidence intervals), plus its fit and predict wall
+    times.
+
+    Conventions: ``y_correct = 1`` means the VLM's prediction is correct and
+    scores are confidences (higher = more likely correct). AUROC and FPR@95%TPR
+    take successes as the positive class, AUPR-error failures.
+
+    Parameters
+    ----------
+    estimators : mapping of str to estimator
+        Unfitted estimators with the package's interface, by display name (see
+        :func:`default_estimators`).
+    X_img_train : array-like of shape (n_train, d)
+        Training image embeddings.
+    X_txt : array-like of shape (K, d) or (n_train, d)
+        Class-prompt embeddings (classification) or the training captions,
+        paired with ``X_img_train`` (caption mode).
+    y_train : array-like of shape (n_train,), default=None
+        True class indices (``y_kind="labels"``) or ``y_correct``
+        (``y_kind="correct"``); unused in caption mode.
+    X_img_test : array-like of shape (n_test, d)
+        Test image embeddings.
+    y_test : array-like of shape (n_test,), default=None
+        As ``y_train``, for the test images.
+    X_txt_test : array-like of shape (n_test, d), default=None
+        Caption mode: the test captions.
+    y_kind : {"labels", "correct"}, default="labels"
+        What ``y_train``/``y_test`` hold.
+    mode : {"classification", "caption"}, default="classification"
+        Data kind; caption-mode correctness is in-group retrieval with
+        ``caption_group_size`` candidates.
+    caption_group_size : int, default=1024
+        Candidate-set size of caption mode.
+    normalize : bool, default=True
+        L2-normalise embeddings when computing correctness.
+    n_resamples : int, default=200
+        Bootstrap resamples for the confidence intervals (0 disables them).
+    confidence_level : float, default=0.95
+        Level of the intervals.
+    random_state : int, default=0
+        Seed of the bootstrap.
+    as_frame : "auto" or bool, default="auto"
+        Return a pandas DataFrame ("auto": when pandas is installed) or a list of
+        dicts, one row per estimator.
+    progress : bool or callable, default=False
+        Report progress on stderr (True) or through a callable taking a message.
+
+    Returns
+    -------
+    table : pandas.DataFrame or list of dict
+        One row per estimator: ``method``, ``accuracy`` (the VLM's), every metric
+        with ``_ci_low``/``_ci_high`` columns, ``fit_time`` and ``predict_time``
+        in seconds.
+
+    Examples
+    --------
+    >>> from vilu_sklearn import benchmark
+    >>> from vilu_sklearn.baselines import MSP, Doctor
+    >>> from vilu_sklearn.datasets import make_vlm_embeddings
+    >>> d = make_vlm_embeddings(600, 5, 32, accuracy=0.7, random_state=0)
+    >>> rows = benchmark({"MSP": MSP(), "DOCTOR": Doctor()},
+    ...                  d.X_img[:300], d.X_txt, d.labels[:300],
+    ...                  d.X_img[300:], d.labels[300:], n_resamples=0,
+    ...                  as_frame=False)
+    >>> [row["method"] for row in rows]
+    ['MSP', 'DOCTOR']
+    """
+    from .metrics import failure_report
+
+    if callable(progress):
+        emit: Callable[[str], None] | None = progress
+    elif progress:
+        emit = _progress_printer(sys.stderr)
+    else:
+        emit = None
+    if X_img_test is None:
+        raise ValueError("X_img_test is required.")
+    if mode not in ("classification", "caption"):
+        raise ValueError(f"mode must be 'classification' or 'caption'; got {mode!r}.")
+    if y_kind not in ("labels", "correct"):
+        raise ValueError(f"y_kind must be 'labels' or 'correct'; got {y_kind!r}.")
+
+    X_img_train = check_embeddings(X_img_train, name="X_img_train")
+    d = X_img_train.shape[1]
+    X_img_test = check_embeddings(
+        X_img_test, name="X_img_test", dim=d, dim_source="X_img_train"
+    )
+    if mode == "caption":
+        X_txt = check_candidate_texts(X_txt, d, n_rows=X_img_train.shape[0])
+        if X_txt_test is None:
+            raise ValueError("Caption mode needs X_txt_test, the test captions.")
+        X_txt_test = check_candidate_texts(X_txt_test, d, n_rows=X_img_test.shape[0])
+        y_test_correct = caption_correctness(
+            X_img_test, X_txt_test, group_size=caption_group_size, normalize=normalize
+        )
+        y_train_correct = None
+        fit_args: tuple[Any, ...] = (X_img_train, X_txt)
+        predict_args: tuple[Any, ...] = (X_img_test, X_txt_test)
+    else:
+        X_txt = check_candidate_texts(X_txt, d)
+        if y_train is None or y_test is None:
+            raise ValueError("Classification mode needs y_train and y_test.")
+        if y_kind == "labels":
+            y_train_correct = correctness(
+                X_img_train, X_txt, np.asarray(y_train), normalize=normalize
+            )
+            y_test_correct = correctness(
+                X_img_test, X_txt, np.asarray(y_test), normalize=normalize
+            )
+        else:
+            y_train_correct = check_y_correct(
+                y_train, n_samples=X_img_train.shape[0], name="y_train"
+            )[0]
+            y_test_correct = check_y_correct(
+                y_test, n_samples=X_img_test.shape[0], name="y_test"
+            )[0]
+        fit_args = (X_img_train, X_txt, y_train_correct)
+        predict_args = (X_img_test, X_txt)
+
+    rows: list[dict[str, Any]] = []
+    names = list(estimators)
+    for i, name in enumerate(names, 1):
+        est = clone(estimators[name])
+        if emit:
+            emit(f"[{i}/{len(names)}] {name}: fitting ...")
+        start = time.perf_counter()
+        est.fit(*fit_args)
+        fit_time = time.perf_counter() - start
+        start = time.perf_counter()
+        confidence = np.asarray(est.decision_function(*predict_args), dtype=float)
+        predict_time = time.perf_counter() - start
+        report = failure_report(
+            y_test_correct,
+            confidence,
+            n_resamples=n_resamples,
+            confidence_level=confidence_level,
+            random_state=random_state,
+        )
+        row: dict[str, Any] = {"method": name}
+        row.update(report)
+        row["fit_time"] = fit_time
+        row["predict_time"] = predict_time
+        row["confidence"] = confidence  # dropped from the table, kept for plots
+        rows.append(row)
+        if emit:
+            emit(
+                f"[{i}/{len(names)}] {name}: AUROC {100 * report['auroc']:.1f}, "
+                f"fit {fit_time:.1f} s, predict {predict_time:.2f} s"
+            )
+    for row in rows:
+        row["y_correct"] = y_test_correct
+    return _as_table(rows, as_frame)
+
+
+def _as_table(rows: list[dict[str, Any]], as_frame: bool | str) -> Any:
+    plain = [
+        {k: v for k, v in row.items() if not isinstance(v, np.ndarray)} for row in rows
+    ]
+    if as_frame == "auto":
+        try:
+            import pandas  # noqa: F401
+        except ImportError:
+            as_frame = False
+        else:
+            as_frame = True
+    if not as_frame:
+        for row, full in zip(plain, rows, strict=True):
+            row["_arrays"] = {
+                k: v for k, v in full.items() if isinstance(v, np.ndarray)
+            }
+        return plain
+    import pandas as pd
+
+    frame = pd.DataFrame(plain)
+    frame.attrs["arrays"] = {
+        row["method"]: {k: v for k, v in row.items() if isinstance(v, np.ndarray)}
+        for row in rows
+    }
+    return frame
+
+
+def _rows(table: Any) -> list[dict[str, Any]]:
+    if isinstance(table, list):
+        return [{k: v for k, v in row.items() if k != "_arrays"} for row in table]
+    records: list[dict[str, Any]] = table.to_dict(orient="records")
+    return records
+
+
+def _cell(row: Mapping[str, Any], key: str) -> str:
+    value = row.get(key, float("nan"))
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    text = f"{100 * value:.1f}"
+    low, high = row.get(f"{key}_ci_low"), row.get(f"{key}_ci_high")
+    if low is not None and high is not None and np.isfinite(low) and np.isfinite(high):
+        text += f" [{100 * low:.1f}, {100 * high:.1f}]"
+    return text
+
+
+def format_table(table: Any, fmt: str = "markdown") -> str:
+    """Render a :func:`benchmark` table as markdown (paper style), CSV or JSON.
+
+    The markdown table shows AUROC ↑, FPR95 ↓, AUPR-err ↑ and AURC ↓ in percent
+    with their bootstrap intervals, and the fit and predict times; CSV and JSON
+    hold every column at full precision (metrics as fractions).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or list of dict
+        Output of :func:`benchmark`.
+    fmt : {"markdown", "csv", "json"}, default="markdown"
+        Output format.
+
+    Returns
+    -------
+    text : str
+        The rendered table.
+
+    Examples
+    --------
+    >>> from vilu_sklearn import format_table
+    >>> rows = [{"method": "MSP", "accuracy": 0.7, "auroc": 0.8, "fpr_at_tpr": 0.6,
+    ...          "aupr_error": 0.5, "aurc": 0.1, "fit_time": 0.0,
+    ...          "predict_time": 0.01}]
+    >>> print(format_table(rows))
+    | Method | AUROC ↑ | FPR95 ↓ | AUPR-err ↑ | AURC ↓ | fit (s) | predict (s) |
+    |---|---|---|---|---|---|---|
+    | MSP | 80.0 | 60.0 | 50.0 | 10.0 | 0.0 | 0.01 |
+    """
+    rows = _rows(table)
+    if fmt == "json":
+        return json.dumps(rows, indent=2, default=float)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        keys = list(rows[0]) if rows else []
+        writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
+    if fmt != "markdown":
+        raise ValueError(f"fmt must be 'markdown', 'csv' or 'json'; got {fmt!r}.")
+    header = [
+        "Method",
+        *(title for _, title in TABLE_COLUMNS),
+        "fit (s)",
+        "predict (s)",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [str(row["method"])]
+        cells += [_cell(row, key) for key, _ in TABLE_COLUMNS]
+        cells += [
+            f"{row.get('fit_time', 0.0):.1f}",
+            f"{row.get('predict_time', 0.0):.2f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,310 @@
+"""Command line: ``vilu-sklearn benchmark`` (also ``python -m vilu_sklearn``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["main"]
+
+# The default data of the main job: synthetic CLIP-like embeddings (documented in
+# docs/benchmark.md). K = 100 classes in d = 512 with a zero-shot accuracy of 0.62,
+# close to CLIP ViT-B/32 on CIFAR-100.
+DEFAULT_DATA = dict(
+    n_train=10_000,
+    n_test=5_000,
+    n_classes=100,
+    dim=512,
+    accuracy=0.62,
+    logit_scale=100.0,
+    seed=0,
+)
+
+
+def _synthetic_data(seed: int) -> dict[str, Any]:
+    from .datasets import make_vlm_embeddings
+
+    cfg = DEFAULT_DATA
+    n = int(cfg["n_train"]) + int(cfg["n_test"])
+    data = make_vlm_embeddings(
+        n,
+        int(cfg["n_classes"]),
+        int(cfg["dim"]),
+        accuracy=float(cfg["accuracy"]),
+        logit_scale=float(cfg["logit_scale"]),
+        random_state=seed,
+    )
+    n_train = int(cfg["n_train"])
+    return dict(
+        X_img_train=data.X_img[:n_train],
+        y_train=data.labels[:n_train],
+        X_img_test=data.X_img[n_train:],
+        y_test=data.labels[n_train:],
+        X_txt=data.X_txt,
+        logit_scale=float(data.logit_scale),
+        y_kind="labels",
+        description=(
+            f"SYNTHETIC CLIP-like embeddings (vilu_sklearn.datasets."
+            f"make_vlm_embeddings, seed {seed}): K={cfg['n_classes']} classes, "
+            f"d={cfg['dim']}, {n_train} train / {cfg['n_test']} test images, "
+            f"target zero-shot accuracy {cfg['accuracy']}"
+        ),
+    )
+
+
+def _split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = max(1, int(round(test_fraction * n)))
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def _file_data(
+    path: Path, mode: str, test_fraction: float, seed: int
+) -> dict[str, Any]:
+    from .datasets import load_embeddings
+
+    data = load_embeddings(path)
+    get = data.get
+    out: dict[str, Any] = {"X_txt": data.X_txt, "logit_scale": data.logit_scale}
+    if mode == "caption":
+        X_img = get("X_img")
+        if X_img is None:
+            raise SystemExit(
+                f"{path}: caption mode needs arrays X_img and X_txt (paired rows)."
+            )
+        tr, te = _split(len(X_img), test_fraction, seed)
+        out.update(
+            X_img_train=X_img[tr],
+            X_txt=data.X_txt[tr],
+            X_img_test=X_img[te],
+            X_txt_test=data.X_txt[te],
+            y_kind="labels",
+        )
+    elif get("X_img_train") is not None and get("X_img_test") is not None:
+        if get("y_train") is not None and get("y_test") is not None:
+            out.update(y_train=data.y_train, y_test=data.y_test, y_kind="labels")
+        elif get("y_correct_train") is not None and get("y_correct_test") is not None:
+            out.update(
+                y_train=data.y_correct_train,
+                y_test=data.y_correct_test,
+                y_kind="correct",
+            )
+        else:
+            raise SystemExit(
+                f"{path}: needs y_train/y_test (class labels) or "
+                "y_correct_train/y_correct_test next to X_img_train/X_img_test."
+            )
+        out.update(X_img_train=data.X_img_train, X_img_test=data.X_img_test)
+    else:
+        X_img = get("X_img")
+        if X_img is None:
+            raise SystemExit(f"{path}: needs X_img or X_img_train/X_img_test.")
+        if get("y") is not None:
+            y, kind = data.y, "labels"
+        elif get("y_correct") is not None:
+            y, kind = data.y_correct, "correct"
+        else:
+            raise SystemExit(f"{path}: needs y (class labels) or y_correct.")
+        tr, te = _split(len(X_img), test_fraction, seed)
+        out.update(
+            X_img_train=X_img[tr],
+            y_train=y[tr],
+            X_img_test=X_img[te],
+            y_test=y[te],
+            y_kind=kind,
+        )
+    out["description"] = f"{path} ({mode})"
+    return out
+
+
+def _plots(table: Any, directory: Path) -> list[Path]:
+    from .metrics import (
+        ConfidenceHistogramDisplay,
+        FailureRocDisplay,
+        RiskCoverageDisplay,
+    )
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit(
+            "--plots needs matplotlib: pip install 'vilu-sklearn[plot]'"
+        ) from None
+    directory.mkdir(parents=True, exist_ok=True)
+    if isinstance(table, list):
+        arrays = {row["method"]: row["_arrays"] for row in table}
+    else:
+        arrays = table.attrs["arrays"]
+    written = []
+    for display, fname in (
+        (FailureRocDisplay, "roc.png"),
+        (RiskCoverageDisplay, "risk_coverage.png"),
+    ):
+        fig, ax = plt.subplots(figsize=(6, 5))
+        for name, arr in arrays.items():
+            display.from_predictions(
+                arr["y_correct"], arr["confidence"], name=name, ax=ax
+            )
+        fig.tight_layout()
+        fig.savefig(directory / fname, dpi=120)
+        plt.close(fig)
+        written.append(directory / fname)
+    for name, arr in arrays.items():
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ConfidenceHistogramDisplay.from_predictions(
+            arr["y_correct"], arr["confidence"], name=name, ax=ax
+        )
+        fig.tight_layout()
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+        fig.savefig(directory / f"hist_{safe}.png", dpi=120)
+        plt.close(fig)
+        written.append(directory / f"hist_{safe}.png")
+    return written
+
+
+def _benchmark_command(args: argparse.Namespace) -> int:
+    from ._benchmark import benchmark, default_estimators, format_table
+
+    started = time.perf_counter()
+    log = (
+        (lambda msg: None)
+        if args.quiet
+        else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    )
+    if args.data is None:
+        if args.mode == "caption":
+            raise SystemExit("--mode caption needs --data FILE.npz")
+        data = _synthetic_data(args.seed)
+    else:
+        data = _file_data(Path(args.data), args.mode, args.test_fraction, args.seed)
+    logit_scale = args.logit_scale or data["logit_scale"] or 100.0
+    log(f"data: {data['description']}")
+    estimators = default_estimators(
+        logit_scale=logit_scale,
+        random_state=args.seed,
+        device=args.device,
+        mode=args.mode,
+        caption_group_size=args.caption_group_size,
+        max_epochs=args.max_epochs,
+    )
+    if args.methods:
+        wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
+        unknown = [m for m in wanted if m not in estimators]
+        if unknown:
+            raise SystemExit(
+                f"unknown method(s) {unknown}; available: {', '.join(estimators)}"
+            )
+        estimators = {m: estimators[m] for m in wanted}
+    table = benchmark(
+        estimators,
+        data["X_img_train"],
+        data["X_txt"],
+        data.get("y_train"),
+        data["X_img_test"],
+        data.get("y_test"),
+        X_txt_test=data.get("X_txt_test"),
+        y_kind=data.get("y_kind", "labels"),
+        mode=args.mode,
+        caption_group_size=args.caption_group_size,
+        n_resamples=args.n_resamples,
+        random_state=args.seed,
+        progress=not args.quiet,
+    )
+    rows = table if isinstance(table, list) else table.to_dict(orient="records")
+    text = format_table(table, args.format)
+    if args.format == "markdown":
+        acc = rows[0]["accuracy"] if rows else float("nan")
+        text = (
+            f"Failure prediction on {data['description']}\n"
+            f"VLM accuracy on the test split: {100 * acc:.1f} % "
+            f"(logit_scale {logit_scale:g})\n"
+            "Metrics in %, with 95 % bootstrap intervals "
+            f"({args.n_resamples} resamples); AUROC and FPR95 take correct "
+            "predictions as positives, AUPR-err failures; AURC x 100.\n\n" + text
+        )
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        log(f"wrote {args.output}")
+    print(text)
+    if args.plots:
+        for path in _plots(table, Path(args.plots)):
+            log(f"wrote {path}")
+    log(f"total wall time {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``vilu-sklearn``."""
+    parser = argparse.ArgumentParser(
+        prog="vilu-sklearn",
+        description="Failure prediction for vision-language models (ViLU).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    bench = sub.add_parser(
+        "benchmark",
+        help="compare ViLU with the baselines (default: built-in synthetic data)",
+        description=(
+            "Train ViLU and every baseline on the training split and print "
+            "AUROC, FPR95, AUPR-err and AURC on the test split. Without --data "
+            "the data are synthetic CLIP-like embeddings made by the library."
+        ),
+    )
+    bench.add_argument(
+        "--data",
+        help=(
+            ".npz file with X_img_train, y_train, X_img_test, y_test, X_txt "
+            "[, logit_scale] (or y_correct_train/y_correct_test instead of labels; "
+            "or X_img with y or y_correct, split by --test-fraction)"
+        ),
+    )
+    bench.add_argument(
+        "--mode", choices=("classification", "caption"), default="classification"
+    )
+    bench.add_argument("--methods", help="comma-separated subset, e.g. ViLU,MSP")
+    bench.add_argument(
+        "--format", choices=("markdown", "csv", "json"), default="markdown"
+    )
+    bench.add_argument("--output", help="also write the table to this file")
+    bench.add_argument("--plots", help="write ROC, risk-coverage and histogram PNGs")
+    bench.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument(
+        "--logit-scale",
+        type=float,
+        default=None,
+        help="CLIP temperature (default: the file's, else 100)",
+    )
+    bench.add_argument("--max-epochs", type=int, default=None)
+    bench.add_argument(
+        "--n-resamples",
+        type=int,
+        default=200,
+        help="bootstrap resamples for the intervals (0: none)",
+    )
+    bench.add_argument("--test-fraction", type=float, default=0.3)
+    bench.add_argument("--caption-group-size", type=int, default=1024)
+    bench.add_argument("--quiet", action="store_true", help="no progress messages")
+    bench.set_defaults(func=_benchmark_command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``vilu-sklearn`` command.
+
+    Examples
+    --------
+    >>> from vilu_sklearn._cli import build_parser
+    >>> build_parser().parse_args(["benchmark", "--methods", "MSP"]).methods
+    'MSP'
+    """
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
