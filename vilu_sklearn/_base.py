@@ -18,7 +18,12 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from ._validation import check_embeddings, check_y_correct
 
-__all__ = ["FitInputs", "check_candidate_texts", "resolve_fit_inputs"]
+__all__ = [
+    "FailurePredictorMixin",
+    "FitInputs",
+    "check_candidate_texts",
+    "resolve_fit_inputs",
+]
 
 
 class FitInputs(NamedTuple):
@@ -178,3 +183,55 @@ def resolve_fit_inputs(
                 "sample weights are zero."
             )
     return FitInputs(X_img, X_txt, captions, y_arr, classes, sw)
+
+
+class FailurePredictorMixin:
+    """``score`` (AUROC) and tags shared by every failure predictor.
+
+    Put it left of ``ClassifierMixin, BaseEstimator``. The estimator has
+    ``decision_function(X, X_txt=None)`` returning confidences (higher = more likely
+    correct) and the parameters ``mode``, ``caption_group_size`` and ``normalize``.
+    """
+
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """AUROC of the confidence, successes (``y_correct = 1``) positive.
+
+        This replaces the accuracy of ``ClassifierMixin.score``: what matters for a
+        failure predictor is how well its confidence ranks correct predictions
+        above wrong ones. In classification mode ``y`` is ``y_correct``; in caption
+        mode ``y`` is the paired captions and ``y_correct`` is computed by in-group
+        retrieval with ``caption_group_size`` candidates.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, d)
+            Image embeddings.
+        y : array-like
+            ``y_correct`` (classification) or the captions (caption mode).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            Area under the ROC curve of failure prediction (higher is better).
+        """
+        from sklearn.metrics import roc_auc_score
+
+        from ._zero_shot import caption_correctness
+
+        est: Any = self
+        if est.mode == "caption":
+            y_true = caption_correctness(
+                X, y, group_size=int(est.caption_group_size), normalize=est.normalize
+            )
+            conf = est.decision_function(X, y)
+        else:
+            conf = est.decision_function(X)
+            y_true = check_y_correct(y, n_samples=len(conf))[0]
+        return float(roc_auc_score(y_true, conf, sample_weight=sample_weight))
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()  # type: ignore[misc]
+        tags.classifier_tags.multi_class = False
+        return tags

@@ -17,10 +17,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch import NeuralNet
 from skorch.callbacks import EarlyStopping, LRScheduler
 
-from ._base import check_candidate_texts, resolve_fit_inputs
+from ._base import (
+    FailurePredictorMixin,
+    check_candidate_texts,
+    resolve_fit_inputs,
+)
 from ._data import BatchLoader, EmbeddingDataset, IndexSplit
 from ._modules import EncodedCandidates, ViLUModule, weighted_bce_loss
-from ._validation import check_embeddings, check_logit_scale, check_y_correct
+from ._validation import check_embeddings, check_logit_scale
 from ._zero_shot import caption_groups
 
 __all__ = ["ViLUClassifier"]
@@ -103,7 +107,7 @@ class _ViLUNet(NeuralNet):
         )
 
 
-class ViLUClassifier(ClassifierMixin, BaseEstimator):
+class ViLUClassifier(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
     """ViLU failure predictor: predicts whether a VLM's prediction is correct.
 
     ViLU (Lafon, Karmim et al., ICCV 2025) learns, from embeddings alone, the
@@ -762,44 +766,8 @@ class ViLUClassifier(ClassifierMixin, BaseEstimator):
         confidence = self.decision_function(X, X_txt)
         return self.classes_[(confidence > 0).astype(int)]
 
-    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
-        """AUROC of the confidence, successes positive (higher is better).
-
-        In classification mode ``y`` is ``y_correct``; in caption mode ``y`` is the
-        paired captions and ``y_correct`` is computed with
-        ``caption_group_size``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, d)
-            Image embeddings.
-        y : array-like
-            ``y_correct`` (classification) or the captions (caption mode).
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
-
-        Returns
-        -------
-        score : float
-            Area under the ROC curve of failure prediction.
-        """
-        from sklearn.metrics import roc_auc_score
-
-        from ._zero_shot import caption_correctness
-
-        if self.mode == "caption":
-            y_true = caption_correctness(
-                X, y, group_size=int(self.caption_group_size), normalize=self.normalize
-            )
-            conf = self.decision_function(X, y)
-        else:
-            conf = self.decision_function(X)
-            y_true = check_y_correct(y, n_samples=len(conf))[0]
-        return float(roc_auc_score(y_true, conf, sample_weight=sample_weight))
-
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
         tags.non_deterministic = _resolve_device(self.device).type == "cuda"
         return tags
 

@@ -23,8 +23,13 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._base import FitInputs, check_candidate_texts, resolve_fit_inputs
-from .._validation import check_embeddings, check_logit_scale, check_y_correct
+from .._base import (
+    FailurePredictorMixin,
+    FitInputs,
+    check_candidate_texts,
+    resolve_fit_inputs,
+)
+from .._validation import check_embeddings, check_logit_scale
 from .._zero_shot import caption_groups, l2_normalize, similarity_logits
 
 __all__: list[str] = []
@@ -92,7 +97,7 @@ def iter_logit_blocks(
         )
 
 
-class BaseBaseline(ClassifierMixin, BaseEstimator):
+class BaseBaseline(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
     """Base class of the baselines: fit/predict plumbing, scoring left abstract.
 
     Subclasses define ``__init__`` (keyword-only, storing the parameters) and
@@ -279,58 +284,14 @@ class BaseBaseline(ClassifierMixin, BaseEstimator):
                 "Caption mode needs the paired captions: "
                 "decision_function(X_img, X_txt) with X_txt of shape (n, d)."
             )
-        captions = check_candidate_texts(X_txt, d)
-        if captions.shape[0] != n:
-            raise ValueError(
-                "In caption mode X_img and X_txt are paired row by row; got "
-                f"{n} images and {captions.shape[0]} captions."
-            )
+        captions = check_candidate_texts(X_txt, d, n_rows=n)
         out = np.empty(n, dtype=np.float64)
         for group in caption_groups(n, int(self.caption_group_size)):
             out[group] = self._decision_classification(X_img[group], captions[group])
         return out
 
-    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
-        """AUROC of the confidence, successes (``y_correct = 1``) positive.
-
-        In classification mode ``y`` is ``y_correct``; in caption mode ``y`` is
-        the paired captions and ``y_correct`` is computed with
-        ``caption_group_size`` (in-group retrieval).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, d)
-            Image embeddings.
-        y : array-like
-            ``y_correct`` (classification) or the captions (caption mode).
-        sample_weight : array-like of shape (n_samples,), default=None
-            Sample weights.
-
-        Returns
-        -------
-        score : float
-            Area under the ROC curve of failure prediction (higher is better).
-        """
-        from sklearn.metrics import roc_auc_score
-
-        from .._zero_shot import caption_correctness
-
-        if self.mode == "caption":
-            y_true = caption_correctness(
-                X,
-                y,
-                group_size=int(self.caption_group_size),
-                normalize=self.normalize,
-            )
-            conf = self.decision_function(X, y)
-        else:
-            conf = self.decision_function(X)
-            y_true = check_y_correct(y, n_samples=len(conf))[0]
-        return float(roc_auc_score(y_true, conf, sample_weight=sample_weight))
-
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
         # the scores are fixed functions of the VLM's logits (at most a few
         # fitted numbers), not a model of y: training accuracy can be low
         tags.classifier_tags.poor_score = True
