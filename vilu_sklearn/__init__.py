@@ -11,6 +11,7 @@ Conventions used throughout the package:
 """
 
 from ._benchmark import benchmark, default_estimators, format_table
+from ._dask import dask_predict
 from ._version import __version__
 from ._vilu import ViLUClassifier
 from ._zero_shot import (
@@ -25,6 +26,7 @@ __all__ = [
     "ViLUClassifier",
     "__version__",
     "benchmark",
+    "dask_predict",
     "default_estimators",
     "format_table",
     "caption_correctness",
