@@ -211,15 +211,36 @@ def test_normalisation_inside(toy, fitted):
 
 
 # ---------------------------------------------------------------- training
-def test_early_stopping_restores_best_epoch(toy):
+@pytest.mark.parametrize("metric", ["loss", "auroc"])
+def test_early_stopping_restores_best_epoch(toy, metric):
     X_img, X_txt, _, y = toy
     clf = ViLUClassifier(
-        **{**FAST, "max_epochs": 40, "lr": 3e-2, "n_iter_no_change": 3}
+        **{**FAST, "max_epochs": 40, "lr": 3e-2, "n_iter_no_change": 3},
+        early_stopping_metric=metric,
+        tol=0.0,
     ).fit(X_img, X_txt, y)
-    valid = [row["valid_loss"] for row in clf.history_]
+    key = "valid_loss" if metric == "loss" else "valid_auroc"
+    scores = np.array([row[key] for row in clf.history_])
+    best = np.argmin(scores) if metric == "loss" else np.argmax(scores)
     assert clf.n_epochs_ < 40  # stopped early
-    assert clf.best_epoch_ == int(np.argmin(valid)) + 1
+    assert clf.best_epoch_ == int(best) + 1
     assert clf.n_epochs_ - clf.best_epoch_ == 3
+    # the kept weights are those of the best epoch: re-scoring the validation
+    # part is not possible from outside, but the restored model differs from
+    # the last epoch's unless the best epoch was the last
+    assert clf.best_epoch_ < clf.n_epochs_
+
+
+def test_valid_auroc_matches_sklearn_on_the_validation_split(toy):
+    from vilu_sklearn._data import EmbeddingDataset, IndexSplit
+
+    X_img, X_txt, _, y = toy
+    clf = ViLUClassifier(**{**FAST, "max_epochs": 1}).fit(X_img, X_txt, y)
+    seed = int(np.random.RandomState(0).randint(np.iinfo(np.int32).max))
+    _, valid = IndexSplit(0.1, seed)(EmbeddingDataset(X_img, y=y))
+    rows = valid.indices
+    expected = roc_auc_score(y[rows], clf.decision_function(X_img[rows], X_txt))
+    assert clf.history_[-1]["valid_auroc"] == pytest.approx(expected, abs=1e-6)
 
 
 def test_no_early_stopping_runs_all_epochs(toy):

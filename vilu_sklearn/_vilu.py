@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping, LRScheduler
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 
 from ._base import (
     FailurePredictorMixin,
@@ -55,6 +55,47 @@ def _warmup_cosine(epoch: int, *, warmup_epochs: int, max_epochs: int) -> float:
 
 def _warmup_constant(epoch: int, *, warmup_epochs: int) -> float:
     return 0.1 + 0.9 * epoch / warmup_epochs if epoch < warmup_epochs else 1.0
+
+
+class _ValidAUROC(Callback):
+    """Record ``valid_auroc``: AUROC of the validation confidences, each epoch.
+
+    It reuses the logits of skorch's validation step (no extra forward pass).
+    Successes are the positive class; an epoch whose validation part holds a
+    single class records 0.5.
+    """
+
+    def on_epoch_begin(self, net: Any, **kwargs: Any) -> None:
+        self._scores: list[torch.Tensor] = []
+        self._targets: list[torch.Tensor] = []
+
+    def on_batch_end(
+        self,
+        net: Any,
+        batch: Any = None,
+        training: bool = False,
+        y_pred: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if training or y_pred is None:
+            return
+        logits, y = y_pred if isinstance(y_pred, tuple) else (y_pred, batch[1])
+        self._scores.append(logits.detach().float().cpu())
+        self._targets.append(y.detach().float().cpu())
+
+    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
+        if not getattr(self, "_scores", None):
+            return
+        from sklearn.metrics import roc_auc_score
+
+        scores = torch.cat(self._scores).numpy()
+        targets = torch.cat(self._targets).numpy()
+        auc = (
+            float(roc_auc_score(targets, scores))
+            if 0 < targets.sum() < len(targets)
+            else 0.5
+        )
+        net.history.record("valid_auroc", auc)
 
 
 class _ViLUNet(NeuralNet):
@@ -209,14 +250,18 @@ class ViLUClassifier(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
         captions per training step).
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the training data, stop when the
-        validation loss has not improved by ``tol`` (relative) for
+        validation score has not improved by ``tol`` (relative) for
         ``n_iter_no_change`` epochs, and restore the best weights.
+    early_stopping_metric : {"auroc", "loss"}, default="auroc"
+        Validation score of early stopping: the AUROC of the confidences
+        (successes positive; recorded as ``valid_auroc`` in ``history_``) or the
+        weighted BCE loss (``valid_loss``).
     validation_fraction : float, default=0.1
         Held-out share for early stopping (stratified on ``y_correct``).
     n_iter_no_change : int, default=10
         Patience of early stopping, in epochs.
     tol : float, default=1e-4
-        Minimum relative improvement of the validation loss.
+        Minimum relative improvement of the validation score.
     device : str, default="auto"
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``,
         ``"cuda:1"``, ...
@@ -310,6 +355,7 @@ class ViLUClassifier(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
         max_epochs: int = 100,
         batch_size: int = 256,
         early_stopping: bool = True,
+        early_stopping_metric: str = "auroc",
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
@@ -344,6 +390,7 @@ class ViLUClassifier(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.early_stopping = early_stopping
+        self.early_stopping_metric = early_stopping_metric
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
@@ -400,6 +447,8 @@ class ViLUClassifier(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
             raise bad("weight_decay", "a non-negative number")
         if self.lr_schedule not in ("cosine", "constant"):
             raise bad("lr_schedule", "'cosine' or 'constant'")
+        if self.early_stopping_metric not in ("auroc", "loss"):
+            raise bad("early_stopping_metric", "'auroc' or 'loss'")
         if not 0 < self.validation_fraction < 1:
             raise bad("validation_fraction", "in (0, 1)")
         if self.mixed_precision not in ("auto", True, False):
@@ -530,11 +579,15 @@ class ViLUClassifier(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
             )
         )
         if early:
+            by_auroc = self.early_stopping_metric == "auroc"
+            if by_auroc:
+                callbacks.append(("valid_auroc", _ValidAUROC()))
             callbacks.append(
                 (
                     "early_stopping",
                     EarlyStopping(
-                        monitor="valid_loss",
+                        monitor="valid_auroc" if by_auroc else "valid_loss",
+                        lower_is_better=not by_auroc,
                         patience=int(self.n_iter_no_change),
                         threshold=float(self.tol),
                         threshold_mode="rel",
@@ -589,8 +642,7 @@ class ViLUClassifier(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
         self.n_epochs_ = len(net.history)
         self.best_epoch_ = self.n_epochs_
         if early:
-            best = [row["epoch"] for row in net.history if row.get("valid_loss_best")]
-            self.best_epoch_ = int(best[-1]) if best else self.n_epochs_
+            self.best_epoch_ = int(dict(net.callbacks_)["early_stopping"].best_epoch_)
         self.device_ = device
         self.text_embeddings_ = (
             None
