@@ -16,7 +16,9 @@ from vilu_sklearn._validation import check_embeddings
 _FAST = dict(
     hidden_layer_sizes=(16,),
     max_epochs=20,
+    optimizer="adamw",
     lr=1e-2,
+    warmup_epochs=0,
     early_stopping=False,
     dtype="float64",
     device="cpu",
