@@ -149,9 +149,14 @@ def _plots(table: Any, directory: Path) -> list[Path]:
         (RiskCoverageDisplay, "risk_coverage.png"),
     ):
         fig, ax = plt.subplots(figsize=(6, 5))
-        for name, arr in arrays.items():
+        colors = plt.get_cmap("tab20").colors  # distinct colours for 11+ methods
+        for i, (name, arr) in enumerate(arrays.items()):
             display.from_predictions(
-                arr["y_correct"], arr["confidence"], name=name, ax=ax
+                arr["y_correct"],
+                arr["confidence"],
+                name=name,
+                ax=ax,
+                color=colors[i % len(colors)],
             )
         fig.tight_layout()
         fig.savefig(directory / fname, dpi=120)
