@@ -158,6 +158,8 @@ def bench_training(args: argparse.Namespace) -> None:
             weight_decay=wd,
             optimizer="adamw",
             lr_schedule="constant",
+            warmup_epochs=0,
+            n_iter_freeze_proj=0,  # the same work as the plain loop's module
             device="cpu",
             random_state=0,
         )
@@ -219,6 +221,7 @@ def fitted(X: np.ndarray, T: np.ndarray, y: np.ndarray, device: str) -> ViLUClas
         max_epochs=1,
         batch_size=256,
         early_stopping=False,
+        n_iter_freeze_proj=0,  # projections active: the FLOP count assumes them
         device=device,
         random_state=0,
     )
