@@ -149,7 +149,8 @@ def _plots(table: Any, directory: Path) -> list[Path]:
         (RiskCoverageDisplay, "risk_coverage.png"),
     ):
         fig, ax = plt.subplots(figsize=(6, 5))
-        colors = plt.get_cmap("tab20").colors  # distinct colours for 11+ methods
+        cmap = plt.get_cmap("tab20")  # distinct colours for 11+ methods
+        colors = [cmap(j) for j in range(20)]
         for i, (name, arr) in enumerate(arrays.items()):
             display.from_predictions(
                 arr["y_correct"],
