@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._base import (
@@ -29,10 +30,14 @@ from .._base import (
     check_candidate_texts,
     resolve_fit_inputs,
 )
-from .._validation import check_embeddings, check_logit_scale
+from .._constraints import positive_int, positive_real
+from .._validation import check_embeddings
 from .._zero_shot import caption_groups, l2_normalize, similarity_logits
 
 __all__: list[str] = []
+
+# constraints of the parameters with caption mode (training-free baselines)
+CAPTION_CONSTRAINTS: dict[str, list[Any]] = {"caption_group_size": [positive_int()]}
 
 # elements of one (rows, K) float64 block of logits: 2**21 = 16 MiB
 _BLOCK_ELEMENTS = 1 << 21
@@ -105,11 +110,25 @@ class BaseBaseline(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
     (rows,) confidences and may overwrite the block. Fitted baselines override
     :meth:`_fit_scorer`; baselines that cannot run in caption mode set
     ``_caption_support = False``.
+
+    Parameters are declared in ``_parameter_constraints`` and checked once at the
+    start of ``fit``. A subclass extends the shared constraints with its own,
+    ``{**BaseBaseline._parameter_constraints, "k": [...]}``, adding
+    ``**CAPTION_CONSTRAINTS`` when it has ``caption_group_size``; rules between
+    parameters go in :meth:`_check_extra_params`.
     """
 
     _caption_support: ClassVar[bool] = True
     # fitted on the candidate set: prediction texts must have the fit's K rows
     _fixed_candidates: ClassVar[bool] = False
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "text_embeddings": ["array-like", None],
+        "mode": [StrOptions({"classification", "caption"})],
+        "logit_scale": [positive_real()],
+        "normalize": ["boolean"],
+        "predict_batch_size": [positive_int(), None],
+    }
 
     # parameters every baseline has (set by the subclass __init__)
     text_embeddings: Any
@@ -121,7 +140,7 @@ class BaseBaseline(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
 
     # ----------------------------------------------------------- to override
     def _check_extra_params(self) -> None:
-        """Validate the subclass's own parameters (called by ``fit``)."""
+        """Check the rules between parameters that constraints cannot express."""
 
     def _fit_scorer(self, inputs: FitInputs) -> None:
         """Learn what the scorer needs (nothing for training-free baselines)."""
@@ -131,24 +150,14 @@ class BaseBaseline(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
 
     # ---------------------------------------------------------------- checks
     def _check_params(self) -> None:
-        name = type(self).__name__
-        modes = ("classification", "caption") if self._caption_support else None
-        if self.mode not in ("classification", "caption"):
+        self._validate_params()
+        if not self._caption_support and self.mode == "caption":
             raise ValueError(
-                f"mode must be 'classification' or 'caption'; got {self.mode!r}."
-            )
-        if modes is None and self.mode == "caption":
-            raise ValueError(
-                f"{name} supports mode='classification' only: it is fitted on a "
-                "fixed candidate set (class prompts), which caption mode lacks. "
-                "Use a training-free baseline (MSP, Entropy, Doctor, Energy, "
+                f"{type(self).__name__} supports mode='classification' only: it is "
+                "fitted on a fixed candidate set (class prompts), which caption mode "
+                "lacks. Use a training-free baseline (MSP, Entropy, Doctor, Energy, "
                 "MaxLogit, Margin) or ViLUClassifier for captions."
             )
-        check_logit_scale(self.logit_scale)
-        if self._caption_support:
-            check_positive_int(self.caption_group_size, "caption_group_size")
-        if self.predict_batch_size is not None:
-            check_positive_int(self.predict_batch_size, "predict_batch_size")
         if self.mode == "caption" and self.text_embeddings is not None:
             raise ValueError(
                 "text_embeddings must be None in caption mode: the candidates of an "
