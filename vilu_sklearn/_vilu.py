@@ -10,18 +10,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _net
-from ._base import (
-    FailurePredictorMixin,
-    FitInputs,
-    check_candidate_texts,
-    resolve_fit_inputs,
-)
+from ._base import BaseFailurePredictor, FitInputs, check_candidate_texts
 from ._constraints import (
     Device,
     NumberInterval,
@@ -42,8 +35,6 @@ from ._net import (
     train_net,
     uses_autocast,
 )
-from ._validation import check_embeddings
-from ._zero_shot import caption_groups
 
 __all__ = ["ViLUClassifier"]
 
@@ -59,7 +50,7 @@ _warmup_constant = _net._warmup_constant
 _silent = _net._silent
 
 
-class ViLUClassifier(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
+class ViLUClassifier(BaseFailurePredictor):
     """ViLU failure predictor: predicts whether a VLM's prediction is correct.
 
     ViLU (Lafon, Karmim et al., ICCV 2025) learns, from embeddings alone, the
@@ -357,13 +348,7 @@ class ViLUClassifier(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ checks
-    def _check_cross_params(self) -> None:
-        """Rules between parameters (each one alone is checked by its constraint)."""
-        if self.mode == "caption" and self.text_embeddings is not None:
-            raise ValueError(
-                "text_embeddings must be None in caption mode: the candidates of an "
-                "image are the captions of its group, passed as X_txt."
-            )
+    def _check_extra_params(self) -> None:
         device = resolve_device(self.device)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(
@@ -375,45 +360,13 @@ class ViLUClassifier(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
     def _needs_texts(self) -> bool:
         return bool(self.use_attention or self.use_predicted_text)
 
-    @staticmethod
-    def _n_samples(X: Any) -> int:
-        return int(check_embeddings(X, name="X_img").shape[0])
+    @property
+    def _texts_required(self) -> bool:
+        return self._needs_texts
 
     # --------------------------------------------------------------------- fit
-    def fit(
-        self, X: Any, y: Any = None, y_correct: Any = None, *, sample_weight: Any = None
-    ) -> ViLUClassifier:
-        """Train the failure predictor.
-
-        Call forms (classification mode):
-
-        * ``fit(X_img, X_txt, y_correct)``;
-        * ``fit(X_img, y_correct)`` with ``text_embeddings`` set, or with the
-          visual-only head.
-
-        Caption mode: ``fit(X_img, X_txt)``, with ``X_txt`` paired row by row.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, d)
-            Image embeddings ``X_img``.
-        y : array-like of shape (n_samples,) or (K, d) or (n_samples, d)
-            ``y_correct`` in the two-argument form; the candidate texts ``X_txt``
-            in the three-argument form; the paired captions in caption mode.
-        y_correct : array-like of shape (n_samples,), default=None
-            Correctness labels of the three-argument form: 1 where the VLM's
-            prediction is correct, 0 where it is wrong.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights multiplying the loss.
-
-        Returns
-        -------
-        self : ViLUClassifier
-            The fitted estimator.
-        """
-        self._validate_params()
-        self._check_cross_params()
-        inputs = self._fit_inputs(X, y, y_correct, sample_weight)
+    def _fit(self, inputs: FitInputs) -> None:
+        """Train: build the net, seed and train it, set the fitted attributes."""
         seed = int(
             check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         )
@@ -431,26 +384,6 @@ class ViLUClassifier(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
             net, dataset, candidates=texts, seed=seed, dtype=_DTYPES[self.dtype]
         )
         self._set_fitted_attributes(net, inputs, early=early)
-        return self
-
-    def _fit_inputs(
-        self, X: Any, y: Any, y_correct: Any, sample_weight: Any
-    ) -> FitInputs:
-        """Sort out the call form and validate the data (step 1 of ``fit``)."""
-        if self.mode == "caption" and self._n_samples(X) < 2:
-            raise ValueError(
-                "Caption mode needs at least 2 image-caption pairs; got 1 sample."
-            )
-        return resolve_fit_inputs(
-            self,
-            X,
-            y,
-            y_correct,
-            text_embeddings=self.text_embeddings,
-            mode=self.mode,
-            texts_required=self._needs_texts,
-            sample_weight=sample_weight,
-        )
 
     def _early_stopping_enabled(self, n_samples: int) -> bool:
         """Early stopping, unless the validation split would be too small."""
@@ -463,7 +396,7 @@ class ViLUClassifier(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
                 f"with {n_samples} samples and validation_fraction="
                 f"{self.validation_fraction} it is disabled for this fit.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
             return False
         return True
@@ -643,43 +576,24 @@ class ViLUClassifier(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
         confidence : ndarray of shape (n_samples,)
             Logit of P(correct), float64.
         """
-        check_is_fitted(self)
-        X_img = check_embeddings(X, name="X_img")
-        validate_data(self, X, skip_check_array=True, reset=False)
-        n, d = X_img.shape
+        return super().decision_function(X, X_txt)
+
+    def _inference(self) -> tuple[ViLUModule, torch.device, Any]:
+        """The module in eval mode, its device and the NumPy dtype of its inputs."""
         module = self._module()
-        device = self._inference_device()
+        module.eval()
         dtype = next(module.parameters()).dtype
         np_dtype = np.float64 if dtype == torch.float64 else np.float32
-        ctx = autocast(uses_autocast(device, self.mixed_precision))
-        out = np.empty(n, dtype=np.float64)
-        module.eval()
-        if self.mode == "caption":
-            if X_txt is None:
-                raise ValueError(
-                    "Caption mode needs the paired captions: "
-                    "decision_function(X_img, X_txt) with X_txt of shape (n, d)."
-                )
-            captions = check_candidate_texts(X_txt, d)
-            if captions.shape[0] != n:
-                raise ValueError(
-                    "In caption mode X_img and X_txt are paired row by row; got "
-                    f"{n} images and {captions.shape[0]} captions."
-                )
-            with torch.inference_mode(), ctx:
-                for sl in caption_groups(n, int(self.caption_group_size)):
-                    img = torch.as_tensor(
-                        np.asarray(X_img[sl], dtype=np_dtype), device=device
-                    )
-                    txt = torch.as_tensor(
-                        np.asarray(captions[sl], dtype=np_dtype), device=device
-                    )
-                    out[sl] = module(img, txt).float().cpu().numpy()
-            return out
+        return module, self._inference_device(), np_dtype
+
+    def _classification_scores(self, X_img: np.ndarray, X_txt: Any) -> np.ndarray:
+        module, device, np_dtype = self._inference()
+        n, d = X_img.shape
         texts, key = self._resolve_predict_texts(X_txt, d)
         enc = None if texts is None else self._encoded(texts, cache_key=key)
         rows = self._batch_rows(1 if texts is None else len(texts))
-        with torch.inference_mode(), ctx:
+        out = np.empty(n, dtype=np.float64)
+        with torch.inference_mode(), self._autocast(device):
             for start in range(0, n, rows):
                 img = torch.as_tensor(
                     np.asarray(X_img[start : start + rows], dtype=np_dtype),
@@ -687,6 +601,17 @@ class ViLUClassifier(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
                 )
                 out[start : start + rows] = module(img, enc).float().cpu().numpy()
         return out
+
+    def _group_scores(self, X_img: np.ndarray, captions: np.ndarray) -> np.ndarray:
+        module, device, np_dtype = self._inference()
+        img = torch.as_tensor(np.asarray(X_img, dtype=np_dtype), device=device)
+        txt = torch.as_tensor(np.asarray(captions, dtype=np_dtype), device=device)
+        with torch.inference_mode(), self._autocast(device):
+            scores: np.ndarray = module(img, txt).float().cpu().numpy()
+        return scores
+
+    def _autocast(self, device: torch.device) -> Any:
+        return autocast(uses_autocast(device, self.mixed_precision))
 
     def predict_proba(self, X: Any, X_txt: Any = None) -> np.ndarray:
         """Probability that the VLM's prediction is wrong (column 0) or right (1).
