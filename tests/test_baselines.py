@@ -365,18 +365,53 @@ def test_temperature_scaling_minimises_nll(data):
 @pytest.mark.parametrize(
     "est, message",
     [
-        (bl.Doctor(variant="gamma"), "variant must be 'alpha' or 'beta'"),
-        (bl.Doctor(temperature=0), "temperature must be a positive"),
-        (bl.Energy(temperature=-1.0), "temperature must be a positive"),
-        (bl.Entropy(eps=-1.0), "eps must be a number in"),
-        (bl.RelU(lbd=1.5), "lbd must be a number in"),
-        (bl.TrustScore(k=0), "k must be a positive integer"),
-        (bl.TrustScore(min_dist=0), "min_dist must be a positive"),
-        (bl.MSP(logit_scale=0), "logit_scale must be a positive"),
-        (bl.MSP(mode="retrieval"), "mode must be 'classification' or 'caption'"),
-        (bl.MSP(caption_group_size=0), "caption_group_size must be a positive"),
-        (bl.MSP(predict_batch_size=0), "predict_batch_size must be a positive"),
+        (
+            bl.Doctor(variant="gamma"),
+            r"'variant' parameter of Doctor must be a str among",
+        ),
+        (
+            bl.Doctor(temperature=0),
+            r"'temperature' parameter of Doctor must be a float in the range \(0",
+        ),
+        (
+            bl.Energy(temperature=-1.0),
+            r"'temperature' parameter of Energy must be a float in the range \(0",
+        ),
+        (
+            bl.Entropy(eps=-1.0),
+            r"'eps' parameter of Entropy must be a float in the range \[0.0, 1.0\)",
+        ),
+        (
+            bl.RelU(lbd=1.5),
+            r"'lbd' parameter of RelU must be a float in the range \[0.0, 1.0\]",
+        ),
+        (
+            bl.TrustScore(k=0),
+            r"'k' parameter of TrustScore must be an int in the range \[1, inf\)",
+        ),
+        (
+            bl.TrustScore(min_dist=0),
+            r"'min_dist' parameter of TrustScore must be a float in the range \(0",
+        ),
+        (
+            bl.MSP(logit_scale=0),
+            r"'logit_scale' parameter of MSP must be a float in the range \(0",
+        ),
+        (bl.MSP(mode="retrieval"), r"'mode' parameter of MSP must be a str among"),
+        (
+            bl.MSP(caption_group_size=0),
+            r"'caption_group_size' parameter of MSP must be an int in the range \[1",
+        ),
+        (
+            bl.MSP(predict_batch_size=0),
+            r"'predict_batch_size' parameter of MSP must be an int in the range \[1",
+        ),
         (bl.TemperatureScaling(temperature_bounds=(2, 1)), "low < high"),
+        (bl.TemperatureScaling(temperature_bounds=(0, 1)), "'temperature_bounds'"),
+        (bl.MSP(normalize="False"), "'normalize' parameter of MSP must be"),
+        (bl.MSP(predict_batch_size=2.5), "'predict_batch_size' parameter of MSP"),
+        (bl.Doctor(temperature=float("nan")), "'temperature' parameter of Doctor"),
+        (bl.TrustScore(k=True), "'k' parameter of TrustScore"),
         (bl.RelU(mode="caption"), "RelU supports mode='classification' only"),
         (bl.TemperatureScaling(mode="caption"), "classification' only"),
         (bl.TrustScore(mode="caption"), "classification' only"),

@@ -7,7 +7,11 @@ are expected to fail, each with its reason, are kept as data below.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.utils.estimator_checks import parametrize_with_checks
+import pytest
+from sklearn.utils.estimator_checks import (
+    check_param_validation,
+    parametrize_with_checks,
+)
 
 from vilu_sklearn import ViLUClassifier
 from vilu_sklearn import baselines as bl
@@ -163,3 +167,13 @@ def _expected_failed_checks(estimator):
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda est: type(est).__name__)
+def test_param_validation(estimator):
+    """Every parameter has a declared constraint, checked at the start of fit.
+
+    scikit-learn's ``check_param_validation`` is not among the checks that
+    ``parametrize_with_checks`` yields, so it runs here on every estimator.
+    """
+    check_param_validation(type(estimator).__name__, estimator)

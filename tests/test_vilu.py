@@ -561,3 +561,46 @@ def test_bad_parameters(toy, param, value):
 def test_device_auto_resolves_here(toy, fitted):
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert fitted.device_.type == expected
+
+
+@pytest.mark.parametrize(
+    "param, value",
+    [
+        # issue 11 defect 15: each was accepted before
+        ("tol", float("nan")),
+        ("tol", -1e-4),
+        ("early_stopping", "no"),
+        ("normalize", "False"),
+        ("keep_frozen", 1),
+        ("use_attention", "yes"),
+        ("predict_batch_size", 2.5),
+        ("momentum", -0.5),
+        ("momentum", float("nan")),
+        ("momentum", "0.9"),
+        ("device", "gpu"),
+        ("device", 3),
+        ("max_epochs", True),
+        ("lr", float("inf")),
+        ("mixed_precision", "yes"),
+        ("random_state", "seed"),
+        ("hidden_layer_sizes", 64),
+    ],
+)
+def test_invalid_parameters_named_in_the_error(toy, param, value):
+    """Every parameter is validated before training, with an error that names it."""
+    X_img, X_txt, _, y = toy
+    with pytest.raises(ValueError, match=rf"'{param}' parameter of ViLUClassifier"):
+        ViLUClassifier(**{**FAST, param: value}).fit(X_img, X_txt, y)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_device_without_cuda_is_a_clear_error(toy):
+    X_img, X_txt, _, y = toy
+    with pytest.raises(ValueError, match="device='cuda' asks for CUDA"):
+        ViLUClassifier(**FAST, device="cuda").fit(X_img, X_txt, y)
+
+
+def test_candidates_are_a_fit_parameter_not_net_state(toy, fitted):
+    """The candidate texts reach the net through fit params; the net holds none."""
+    assert not hasattr(fitted.net_, "candidates")
+    assert fitted.net_.module_.training is False

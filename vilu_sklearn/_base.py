@@ -11,14 +11,21 @@ All estimators accept the same call forms:
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
-from sklearn.utils.validation import _check_sample_weight, validate_data
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
 from ._validation import check_embeddings, check_y_correct
+from ._zero_shot import caption_groups
 
 __all__ = [
+    "BaseFailurePredictor",
     "FailurePredictorMixin",
     "FitInputs",
     "check_candidate_texts",
@@ -235,3 +242,168 @@ class FailurePredictorMixin:
         tags = super().__sklearn_tags__()  # type: ignore[misc]
         tags.classifier_tags.multi_class = False
         return tags
+
+
+class BaseFailurePredictor(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
+    """Base class of every failure predictor: call forms and caption plumbing.
+
+    It owns ``fit`` (parameter validation against ``_parameter_constraints``,
+    the call forms, caption mode's rules) and ``decision_function`` (input
+    checks, and in caption mode the loop over groups of ``caption_group_size``
+    rows). A subclass declares its ``_parameter_constraints`` and implements:
+
+    * :meth:`_fit`: learn from the validated :class:`FitInputs`;
+    * :meth:`_classification_scores`: the confidences in classification mode;
+    * :meth:`_group_scores`: the confidences of one caption group;
+
+    and, if it has rules between parameters, :meth:`_check_extra_params`.
+    Estimators without caption mode set ``_caption_support = False``.
+    """
+
+    _caption_support: ClassVar[bool] = True
+
+    # parameters every failure predictor has (set by the subclass __init__)
+    text_embeddings: Any
+    mode: str
+    caption_group_size: int  # absent from estimators without caption mode
+
+    # ----------------------------------------------------------- to override
+    def _check_extra_params(self) -> None:
+        """Check the rules between parameters that constraints cannot express."""
+
+    @property
+    def _texts_required(self) -> bool:
+        """Whether classification mode needs candidate texts at all."""
+        return True
+
+    def _fit(self, inputs: FitInputs) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _classification_scores(
+        self, X_img: np.ndarray, X_txt: Any
+    ) -> np.ndarray:  # pragma: no cover - abstract
+        """Confidences of ``X_img``; ``X_txt`` as given (None: the fitted texts)."""
+        raise NotImplementedError
+
+    def _group_scores(
+        self, X_img: np.ndarray, captions: np.ndarray
+    ) -> np.ndarray:  # pragma: no cover - abstract
+        """Confidences of one caption group: its images and their captions."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- checks
+    def _check_params(self) -> None:
+        """Validate each parameter, then the rules between parameters."""
+        self._validate_params()
+        if not self._caption_support and self.mode == "caption":
+            raise ValueError(
+                f"{type(self).__name__} supports mode='classification' only: it is "
+                "fitted on a fixed candidate set (class prompts), which caption mode "
+                "lacks. Use a training-free baseline (MSP, Entropy, Doctor, Energy, "
+                "MaxLogit, Margin) or ViLUClassifier for captions."
+            )
+        if self.mode == "caption" and self.text_embeddings is not None:
+            raise ValueError(
+                "text_embeddings must be None in caption mode: the candidates of an "
+                "image are the captions of its group, passed as X_txt."
+            )
+        self._check_extra_params()
+
+    # ------------------------------------------------------------------- fit
+    def fit(
+        self, X: Any, y: Any = None, y_correct: Any = None, *, sample_weight: Any = None
+    ) -> Any:
+        """Validate the parameters and the inputs, then fit.
+
+        Call forms (classification mode):
+
+        * ``fit(X_img, X_txt, y_correct)``;
+        * ``fit(X_img, y_correct)`` with ``text_embeddings`` set at construction
+          (or, for ViLU's visual-only head, with no texts at all).
+
+        Caption mode: ``fit(X_img, X_txt)``, with ``X_txt`` paired row by row;
+        ``y_correct`` is computed by in-group retrieval.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, d)
+            Image embeddings ``X_img``.
+        y : array-like of shape (n_samples,) or (K, d) or (n_samples, d)
+            ``y_correct`` in the two-argument form; the candidate texts ``X_txt``
+            in the three-argument form; the paired captions in caption mode.
+        y_correct : array-like of shape (n_samples,), default=None
+            Correctness labels of the three-argument form: 1 where the VLM's
+            prediction is correct, 0 where it is wrong.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights: they multiply each sample's loss (ViLU) or weigh
+            what a fitted baseline learns; training-free baselines only
+            validate them.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        self._check_params()
+        self._fit(self._fit_inputs(X, y, y_correct, sample_weight))
+        return self
+
+    def _fit_inputs(
+        self, X: Any, y: Any, y_correct: Any, sample_weight: Any
+    ) -> FitInputs:
+        if self.mode == "caption" and check_embeddings(X, name="X_img").shape[0] < 2:
+            raise ValueError(
+                "Caption mode needs at least 2 image-caption pairs; got 1 sample."
+            )
+        return resolve_fit_inputs(
+            self,
+            X,
+            y,
+            y_correct,
+            text_embeddings=self.text_embeddings,
+            mode=self.mode,
+            texts_required=self._texts_required,
+            sample_weight=sample_weight,
+        )
+
+    # ------------------------------------------------------------ prediction
+    def _validated_predict_inputs(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        X_img = check_embeddings(X, name="X_img")
+        validate_data(self, X, skip_check_array=True, reset=False)
+        return X_img
+
+    def decision_function(self, X: Any, X_txt: Any = None) -> np.ndarray:
+        """Confidence that the VLM's prediction is correct (higher = more likely).
+
+        ``y_correct = 1`` marks a correct prediction; for AUROC and FPR@95%TPR the
+        successes are the positive class, so this score can be passed to
+        :func:`vilu_sklearn.metrics.auroc` (or ``scoring="roc_auc"``) as is.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, d)
+            Image embeddings.
+        X_txt : array-like of shape (K, d) or (n_samples, d), default=None
+            Candidate texts (classification; defaults to those seen in ``fit``)
+            or the paired captions (caption mode; required).
+
+        Returns
+        -------
+        confidence : ndarray of shape (n_samples,)
+            Float64 confidences.
+        """
+        X_img = self._validated_predict_inputs(X)
+        if self.mode != "caption":
+            return self._classification_scores(X_img, X_txt)
+        n, d = X_img.shape
+        if X_txt is None:
+            raise ValueError(
+                "Caption mode needs the paired captions: "
+                "decision_function(X_img, X_txt) with X_txt of shape (n, d)."
+            )
+        captions = check_candidate_texts(X_txt, d, n_rows=n)
+        out = np.empty(n, dtype=np.float64)
+        for group in caption_groups(n, int(self.caption_group_size)):
+            out[group] = self._group_scores(X_img[group], captions[group])
+        return out

@@ -2,153 +2,55 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-import time
 import warnings
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
-from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping, LRScheduler
+from sklearn.utils._param_validation import StrOptions
 
-from ._base import (
-    FailurePredictorMixin,
-    check_candidate_texts,
-    resolve_fit_inputs,
+from . import _net
+from ._base import BaseFailurePredictor, FitInputs, check_candidate_texts
+from ._constraints import (
+    Device,
+    NumberInterval,
+    PositiveIntSequence,
+    positive_int,
+    positive_real,
 )
 from ._data import BatchLoader, EmbeddingDataset, IndexSplit
-from ._modules import EncodedCandidates, ViLUModule, weighted_bce_loss
-from ._validation import check_embeddings, check_logit_scale
-from ._zero_shot import caption_groups
+from ._modules import EncodedCandidates, ViLUModule
+from ._net import (
+    OPTIMIZERS,
+    ValidAUROC,
+    ViLUNet,
+    autocast,
+    early_stopping_callbacks,
+    lr_scheduler,
+    resolve_device,
+    train_net,
+    uses_autocast,
+)
 
 __all__ = ["ViLUClassifier"]
 
-_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "adamw": torch.optim.AdamW,
-    "adam": torch.optim.Adam,
-    "sgd": torch.optim.SGD,
-}
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # (rows x candidates) elements of one prediction batch's similarity matrix
 _PREDICT_BUDGET = 1 << 24
+# the names these objects had here, so that models pickled before they moved
+# to _net.py still load
+_ViLUNet = ViLUNet
+_ValidAUROC = ValidAUROC
+_warmup_cosine = _net._warmup_cosine
+_warmup_constant = _net._warmup_constant
+_silent = _net._silent
 
 
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def _warmup_cosine(epoch: int, *, warmup_epochs: int, max_epochs: int) -> float:
-    """LR factor: linear warm-up from 0.1 over ``warmup_epochs``, then cosine to 0."""
-    if epoch < warmup_epochs:
-        return 0.1 + 0.9 * epoch / warmup_epochs
-    span = max(1, max_epochs - warmup_epochs)
-    return 0.5 * (1.0 + math.cos(math.pi * min(epoch - warmup_epochs, span) / span))
-
-
-def _warmup_constant(epoch: int, *, warmup_epochs: int) -> float:
-    return 0.1 + 0.9 * epoch / warmup_epochs if epoch < warmup_epochs else 1.0
-
-
-class _ValidAUROC(Callback):
-    """Record ``valid_auroc``: AUROC of the validation confidences, each epoch.
-
-    It reuses the logits of skorch's validation step (no extra forward pass).
-    Successes are the positive class; an epoch whose validation part holds a
-    single class records 0.5.
-    """
-
-    def on_epoch_begin(self, net: Any, **kwargs: Any) -> None:
-        self._scores: list[torch.Tensor] = []
-        self._targets: list[torch.Tensor] = []
-
-    def on_batch_end(
-        self,
-        net: Any,
-        batch: Any = None,
-        training: bool = False,
-        y_pred: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        if training or y_pred is None:
-            return
-        logits, y = y_pred if isinstance(y_pred, tuple) else (y_pred, batch[1])
-        self._scores.append(logits.detach().float().cpu())
-        self._targets.append(y.detach().float().cpu())
-
-    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
-        if not getattr(self, "_scores", None):
-            return
-        from sklearn.metrics import roc_auc_score
-
-        scores = torch.cat(self._scores).numpy()
-        targets = torch.cat(self._targets).numpy()
-        auc = (
-            float(roc_auc_score(targets, scores))
-            if 0 < targets.sum() < len(targets)
-            else 0.5
-        )
-        net.history.record("valid_auroc", auc)
-
-
-class _ViLUNet(NeuralNet):
-    """skorch net that feeds the shared candidate texts and computes ViLU's loss."""
-
-    def __init__(
-        self,
-        module: Any,
-        *,
-        vilu_caption: bool = False,
-        vilu_failure_weight: str | float | None = "adaptive",
-        vilu_autocast: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        self.vilu_caption = vilu_caption
-        self.vilu_failure_weight = vilu_failure_weight
-        self.vilu_autocast = vilu_autocast
-        self.candidates: torch.Tensor | None = None  # set by ViLUClassifier.fit
-        super().__init__(module, **kwargs)
-
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.vilu_autocast:
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    def infer(self, x: Any, **fit_params: Any) -> Any:
-        img = x["img"].to(self.device, non_blocking=True)
-        with self._autocast():
-            if self.vilu_caption:
-                txt = x["txt"].to(self.device, non_blocking=True)
-                return self.module_(img, txt, return_correct=True)
-            return self.module_(img, self.candidates)
-
-    def get_loss(
-        self, y_pred: Any, y_true: Any, X: Any = None, training: bool = False
-    ) -> torch.Tensor:
-        if self.vilu_caption:
-            logits, y_true = y_pred
-        else:
-            logits = y_pred
-            y_true = y_true.to(self.device, non_blocking=True)
-        sw = X.get("sw") if isinstance(X, dict) else None
-        if sw is not None:
-            sw = sw.to(self.device, non_blocking=True)
-        return weighted_bce_loss(
-            logits.float(),
-            y_true.float(),
-            failure_weight_mode=self.vilu_failure_weight,
-            sample_weight=None if sw is None else sw.float(),
-        )
-
-
-class ViLUClassifier(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
+class ViLUClassifier(BaseFailurePredictor):
     """ViLU failure predictor: predicts whether a VLM's prediction is correct.
 
     ViLU (Lafon, Karmim et al., ICCV 2025) learns, from embeddings alone, the
@@ -331,6 +233,47 @@ class ViLUClassifier(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
     (3, 2)
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "text_embeddings": ["array-like", None],
+        "mode": [StrOptions({"classification", "caption"})],
+        "caption_group_size": [positive_int()],
+        "logit_scale": [positive_real()],
+        "normalize": ["boolean"],
+        "attention": [StrOptions({"reference", "paper"})],
+        "n_heads": [positive_int()],
+        "n_iter_freeze_proj": [NumberInterval(Integral, 0, None, closed="left")],
+        "keep_frozen": ["boolean"],
+        "use_attention": ["boolean"],
+        "use_predicted_text": ["boolean"],
+        "hidden_layer_sizes": [PositiveIntSequence()],
+        "activation": [StrOptions({"relu", "leaky_relu", "gelu", "tanh"})],
+        "dropout": [NumberInterval(Real, 0, 1, closed="left")],
+        "failure_weight": [
+            StrOptions({"adaptive"}),
+            NumberInterval(Real, 0, None, closed="left"),
+            None,
+        ],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "lr": [positive_real()],
+        "weight_decay": [NumberInterval(Real, 0, None, closed="left")],
+        "momentum": [NumberInterval(Real, 0, 1, closed="both")],
+        "lr_schedule": [StrOptions({"cosine", "constant"})],
+        "warmup_epochs": [NumberInterval(Integral, 0, None, closed="left")],
+        "max_epochs": [positive_int()],
+        "batch_size": [positive_int()],
+        "early_stopping": ["boolean"],
+        "early_stopping_metric": [StrOptions({"auroc", "loss"})],
+        "validation_fraction": [NumberInterval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [NumberInterval(Integral, 0, None, closed="left")],
+        "tol": [NumberInterval(Real, 0, None, closed="left")],
+        "device": [Device()],
+        "mixed_precision": [StrOptions({"auto"}), "boolean"],
+        "dtype": [StrOptions(set(_DTYPES))],
+        "predict_batch_size": [positive_int(), None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
     def __init__(
         self,
         *,
@@ -405,136 +348,64 @@ class ViLUClassifier(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ checks
-    def _check_params(self) -> None:
-        def bad(name: str, expected: str) -> ValueError:
-            return ValueError(
-                f"{name} must be {expected}; got {getattr(self, name)!r}."
-            )
-
-        if self.mode not in ("classification", "caption"):
-            raise bad("mode", "'classification' or 'caption'")
-        if self.attention not in ("reference", "paper"):
-            raise bad("attention", "'reference' or 'paper'")
-        check_logit_scale(self.logit_scale)
-        for name in ("caption_group_size", "n_heads", "max_epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                raise bad(name, "a positive integer")
-            if value < 1:
-                raise bad(name, "a positive integer")
-        for name in ("n_iter_freeze_proj", "warmup_epochs", "n_iter_no_change"):
-            value = getattr(self, name)
-            if not isinstance(value, int | np.integer) or value < 0:
-                raise bad(name, "a non-negative integer")
-        sizes = self.hidden_layer_sizes
-        if not isinstance(sizes, tuple | list) or not all(
-            isinstance(w, int | np.integer) and w > 0 for w in sizes
-        ):
-            raise bad("hidden_layer_sizes", "a tuple of positive integers")
-        if self.activation not in ("relu", "leaky_relu", "gelu", "tanh"):
-            raise bad("activation", "one of 'relu', 'leaky_relu', 'gelu', 'tanh'")
-        if not 0 <= self.dropout < 1:
-            raise bad("dropout", "in [0, 1)")
-        fw = self.failure_weight
-        if not (
-            fw is None
-            or fw == "adaptive"
-            or (isinstance(fw, int | float) and not isinstance(fw, bool) and fw >= 0)
-        ):
-            raise bad("failure_weight", "'adaptive', a non-negative number or None")
-        if not (isinstance(self.optimizer, str) and self.optimizer in _OPTIMIZERS):
-            raise bad("optimizer", f"one of {sorted(_OPTIMIZERS)}")
-        if not self.lr > 0:
-            raise bad("lr", "a positive number")
-        if not self.weight_decay >= 0:
-            raise bad("weight_decay", "a non-negative number")
-        if self.lr_schedule not in ("cosine", "constant"):
-            raise bad("lr_schedule", "'cosine' or 'constant'")
-        if self.early_stopping_metric not in ("auroc", "loss"):
-            raise bad("early_stopping_metric", "'auroc' or 'loss'")
-        if not 0 < self.validation_fraction < 1:
-            raise bad("validation_fraction", "in (0, 1)")
-        if self.mixed_precision not in ("auto", True, False):
-            raise bad("mixed_precision", "'auto', True or False")
-        if self.dtype not in _DTYPES:
-            raise bad("dtype", "'float32' or 'float64'")
-        if self.predict_batch_size is not None and self.predict_batch_size < 1:
-            raise bad("predict_batch_size", "a positive integer or None")
-        if self.mode == "caption" and self.text_embeddings is not None:
+    def _check_extra_params(self) -> None:
+        device = resolve_device(self.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(
-                "text_embeddings must be None in caption mode: the candidates of an "
-                "image are the captions of its group, passed as X_txt."
+                f"device={self.device!r} asks for CUDA, but CUDA is not available "
+                "on this machine; use device='auto' or 'cpu'."
             )
 
     @property
     def _needs_texts(self) -> bool:
         return bool(self.use_attention or self.use_predicted_text)
 
-    @staticmethod
-    def _n_samples(X: Any) -> int:
-        return int(check_embeddings(X, name="X_img").shape[0])
+    @property
+    def _texts_required(self) -> bool:
+        return self._needs_texts
 
     # --------------------------------------------------------------------- fit
-    def fit(
-        self, X: Any, y: Any = None, y_correct: Any = None, *, sample_weight: Any = None
-    ) -> ViLUClassifier:
-        """Train the failure predictor.
-
-        Call forms (classification mode):
-
-        * ``fit(X_img, X_txt, y_correct)``;
-        * ``fit(X_img, y_correct)`` with ``text_embeddings`` set, or with the
-          visual-only head.
-
-        Caption mode: ``fit(X_img, X_txt)``, with ``X_txt`` paired row by row.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, d)
-            Image embeddings ``X_img``.
-        y : array-like of shape (n_samples,) or (K, d) or (n_samples, d)
-            ``y_correct`` in the two-argument form; the candidate texts ``X_txt``
-            in the three-argument form; the paired captions in caption mode.
-        y_correct : array-like of shape (n_samples,), default=None
-            Correctness labels of the three-argument form: 1 where the VLM's
-            prediction is correct, 0 where it is wrong.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights multiplying the loss.
-
-        Returns
-        -------
-        self : ViLUClassifier
-            The fitted estimator.
-        """
-        self._check_params()
-        caption = self.mode == "caption"
-        if caption and self._n_samples(X) < 2:
-            raise ValueError(
-                "Caption mode needs at least 2 image-caption pairs; got 1 sample."
-            )
-        inputs = resolve_fit_inputs(
-            self,
-            X,
-            y,
-            y_correct,
-            text_embeddings=self.text_embeddings,
-            mode=self.mode,
-            texts_required=self._needs_texts,
-            sample_weight=sample_weight,
+    def _fit(self, inputs: FitInputs) -> None:
+        """Train: build the net, seed and train it, set the fitted attributes."""
+        seed = int(
+            check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         )
-        X_img, X_txt, captions = inputs.X_img, inputs.X_txt, inputs.captions
-        y_arr, classes, sw = inputs.y, inputs.classes, inputs.sample_weight
-        n, d = X_img.shape
+        n_samples, n_features = inputs.X_img.shape
+        early = self._early_stopping_enabled(n_samples)
+        net = self._build_net(n_features, early=early, seed=seed)
+        dataset = EmbeddingDataset(
+            inputs.X_img,
+            texts=inputs.captions,
+            y=inputs.y,
+            sample_weight=inputs.sample_weight,
+        )
+        texts = inputs.X_txt if self._needs_texts else None
+        self.fit_time_ = train_net(
+            net, dataset, candidates=texts, seed=seed, dtype=_DTYPES[self.dtype]
+        )
+        self._set_fitted_attributes(net, inputs, early=early)
 
-        rng = check_random_state(self.random_state)
-        seed = int(rng.randint(np.iinfo(np.int32).max))
-        device = _resolve_device(self.device)
-        torch_dtype = _DTYPES[self.dtype]
-        autocast = device.type == "cuda" and self.mixed_precision in ("auto", True)
+    def _early_stopping_enabled(self, n_samples: int) -> bool:
+        """Early stopping, unless the validation split would be too small."""
+        if not self.early_stopping:
+            return False
+        n_valid = math.ceil(self.validation_fraction * n_samples)
+        if n_valid < 2 or n_samples - n_valid < 2:
+            warnings.warn(
+                f"early_stopping needs a validation split of at least 2 samples; "
+                f"with {n_samples} samples and validation_fraction="
+                f"{self.validation_fraction} it is disabled for this fit.",
+                UserWarning,
+                stacklevel=4,
+            )
+            return False
+        return True
 
-        module = functools.partial(
+    def _module_factory(self, n_features: int) -> functools.partial[ViLUModule]:
+        """The torch module, as a factory skorch calls at initialisation."""
+        return functools.partial(
             ViLUModule,
-            d,
+            n_features,
             attention=self.attention,
             n_heads=self.n_heads,
             logit_scale=float(self.logit_scale),
@@ -547,114 +418,85 @@ class ViLUClassifier(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
             keep_frozen=bool(self.keep_frozen),
             normalize=bool(self.normalize),
         )
-        dataset = EmbeddingDataset(X_img, texts=captions, y=y_arr, sample_weight=sw)
-        early = self.early_stopping
-        n_valid = math.ceil(self.validation_fraction * n)
-        if early and (n_valid < 2 or n - n_valid < 2):
-            warnings.warn(
-                f"early_stopping needs a validation split of at least 2 samples; "
-                f"with {n} samples and validation_fraction="
-                f"{self.validation_fraction} it is disabled for this fit.",
-                UserWarning,
-                stacklevel=2,
-            )
-            early = False
 
-        callbacks: list[tuple[str, Any]] = []
-        if self.lr_schedule == "cosine":
-            lr_lambda = functools.partial(
-                _warmup_cosine,
-                warmup_epochs=int(self.warmup_epochs),
-                max_epochs=int(self.max_epochs),
-            )
-        else:
-            lr_lambda = functools.partial(
-                _warmup_constant, warmup_epochs=int(self.warmup_epochs)
-            )
-        callbacks.append(
+    def _callbacks(self, *, early: bool) -> list[tuple[str, Any]]:
+        """LR schedule, plus the early-stopping callbacks when ``early``."""
+        callbacks: list[tuple[str, Any]] = [
             (
                 "lr_scheduler",
-                LRScheduler(
-                    policy=torch.optim.lr_scheduler.LambdaLR,
-                    lr_lambda=lr_lambda,
-                    step_every="epoch",
+                lr_scheduler(
+                    self.lr_schedule,
+                    warmup_epochs=int(self.warmup_epochs),
+                    max_epochs=int(self.max_epochs),
                 ),
             )
-        )
+        ]
         if early:
-            by_auroc = self.early_stopping_metric == "auroc"
-            if by_auroc:
-                callbacks.append(("valid_auroc", _ValidAUROC()))
-            callbacks.append(
-                (
-                    "early_stopping",
-                    EarlyStopping(
-                        monitor="valid_auroc" if by_auroc else "valid_loss",
-                        lower_is_better=not by_auroc,
-                        patience=int(self.n_iter_no_change),
-                        threshold=float(self.tol),
-                        threshold_mode="rel",
-                        load_best=True,
-                        sink=print if self.verbose else _silent,
-                    ),
-                )
+            callbacks += early_stopping_callbacks(
+                self.early_stopping_metric,
+                patience=int(self.n_iter_no_change),
+                tol=float(self.tol),
+                verbose=int(self.verbose),
             )
-        opt_kwargs: dict[str, Any] = {"optimizer__weight_decay": self.weight_decay}
+        return callbacks
+
+    def _optimizer_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"optimizer__weight_decay": self.weight_decay}
         if self.optimizer == "sgd":
-            opt_kwargs["optimizer__momentum"] = self.momentum
-        net = _ViLUNet(
-            module,
-            vilu_caption=caption,
+            kwargs["optimizer__momentum"] = self.momentum
+        return kwargs
+
+    def _iterator_kwargs(self, *, seed: int) -> dict[str, Any]:
+        """Batching: shuffled training batches, all cast to ``dtype``."""
+        dtype = _DTYPES[self.dtype]
+        return {
+            "iterator_train": BatchLoader,
+            "iterator_train__shuffle": True,
+            "iterator_train__drop_last": self.mode == "caption",
+            "iterator_train__seed": seed,
+            "iterator_train__dtype": dtype,
+            "iterator_valid": BatchLoader,
+            "iterator_valid__dtype": dtype,
+        }
+
+    def _build_net(self, n_features: int, *, early: bool, seed: int) -> ViLUNet:
+        """The (uninitialised) skorch net with its callbacks and optimiser."""
+        device = resolve_device(self.device)
+        return ViLUNet(
+            self._module_factory(n_features),
+            vilu_caption=self.mode == "caption",
             vilu_failure_weight=self.failure_weight,
-            vilu_autocast=autocast,
+            vilu_autocast=uses_autocast(device, self.mixed_precision),
             criterion=torch.nn.BCEWithLogitsLoss,
-            optimizer=_OPTIMIZERS[self.optimizer],
+            optimizer=OPTIMIZERS[self.optimizer],
             lr=self.lr,
             max_epochs=int(self.max_epochs),
             batch_size=int(self.batch_size),
-            iterator_train=BatchLoader,
-            iterator_train__shuffle=True,
-            iterator_train__drop_last=caption,
-            iterator_train__seed=seed,
-            iterator_train__dtype=torch_dtype,
-            iterator_valid=BatchLoader,
-            iterator_valid__dtype=torch_dtype,
             train_split=IndexSplit(self.validation_fraction, seed) if early else None,
-            callbacks=callbacks,
+            callbacks=self._callbacks(early=early),
             device=device,
             verbose=int(self.verbose),
-            **opt_kwargs,
+            **self._iterator_kwargs(seed=seed),
+            **self._optimizer_kwargs(),
         )
-        fork_devices = [device] if device.type == "cuda" else []
-        start = time.perf_counter()
-        with torch.random.fork_rng(devices=fork_devices):
-            torch.manual_seed(seed)
-            net.initialize()
-            net.module_.to(torch_dtype)
-            if X_txt is not None and self._needs_texts:
-                net.candidates = torch.as_tensor(
-                    np.asarray(X_txt), dtype=torch_dtype, device=device
-                )
-            net.partial_fit(dataset, None)
-        self.fit_time_ = time.perf_counter() - start
-        net.candidates = None  # no device tensors outside the module: CPU unpickling
-        net.module_.eval()
 
+    def _set_fitted_attributes(
+        self, net: ViLUNet, inputs: FitInputs, *, early: bool
+    ) -> None:
         self.net_ = net
         self.history_ = net.history
         self.n_epochs_ = len(net.history)
         self.best_epoch_ = self.n_epochs_
         if early:
             self.best_epoch_ = int(dict(net.callbacks_)["early_stopping"].best_epoch_)
-        self.device_ = device
+        self.device_ = torch.device(net.device)
         self.text_embeddings_ = (
             None
-            if X_txt is None or not self._needs_texts
-            else np.asarray(X_txt, dtype=np.float32)
+            if inputs.X_txt is None or not self._needs_texts
+            else np.asarray(inputs.X_txt, dtype=np.float32)
         )
-        self.classes_ = classes
+        self.classes_ = inputs.classes
         self._cache: dict[str, Any] = {}
-        return self
 
     # ------------------------------------------------------------- prediction
     def __getstate__(self) -> dict[str, Any]:
@@ -734,48 +576,24 @@ class ViLUClassifier(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
         confidence : ndarray of shape (n_samples,)
             Logit of P(correct), float64.
         """
-        check_is_fitted(self)
-        X_img = check_embeddings(X, name="X_img")
-        validate_data(self, X, skip_check_array=True, reset=False)
-        n, d = X_img.shape
+        return super().decision_function(X, X_txt)
+
+    def _inference(self) -> tuple[ViLUModule, torch.device, Any]:
+        """The module in eval mode, its device and the NumPy dtype of its inputs."""
         module = self._module()
-        device = self._inference_device()
+        module.eval()
         dtype = next(module.parameters()).dtype
         np_dtype = np.float64 if dtype == torch.float64 else np.float32
-        autocast = device.type == "cuda" and self.mixed_precision in ("auto", True)
-        ctx = (
-            torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-            if autocast
-            else contextlib.nullcontext()
-        )
-        out = np.empty(n, dtype=np.float64)
-        module.eval()
-        if self.mode == "caption":
-            if X_txt is None:
-                raise ValueError(
-                    "Caption mode needs the paired captions: "
-                    "decision_function(X_img, X_txt) with X_txt of shape (n, d)."
-                )
-            captions = check_candidate_texts(X_txt, d)
-            if captions.shape[0] != n:
-                raise ValueError(
-                    "In caption mode X_img and X_txt are paired row by row; got "
-                    f"{n} images and {captions.shape[0]} captions."
-                )
-            with torch.inference_mode(), ctx:
-                for sl in caption_groups(n, int(self.caption_group_size)):
-                    img = torch.as_tensor(
-                        np.asarray(X_img[sl], dtype=np_dtype), device=device
-                    )
-                    txt = torch.as_tensor(
-                        np.asarray(captions[sl], dtype=np_dtype), device=device
-                    )
-                    out[sl] = module(img, txt).float().cpu().numpy()
-            return out
+        return module, self._inference_device(), np_dtype
+
+    def _classification_scores(self, X_img: np.ndarray, X_txt: Any) -> np.ndarray:
+        module, device, np_dtype = self._inference()
+        n, d = X_img.shape
         texts, key = self._resolve_predict_texts(X_txt, d)
         enc = None if texts is None else self._encoded(texts, cache_key=key)
         rows = self._batch_rows(1 if texts is None else len(texts))
-        with torch.inference_mode(), ctx:
+        out = np.empty(n, dtype=np.float64)
+        with torch.inference_mode(), self._autocast(device):
             for start in range(0, n, rows):
                 img = torch.as_tensor(
                     np.asarray(X_img[start : start + rows], dtype=np_dtype),
@@ -783,6 +601,17 @@ class ViLUClassifier(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
                 )
                 out[start : start + rows] = module(img, enc).float().cpu().numpy()
         return out
+
+    def _group_scores(self, X_img: np.ndarray, captions: np.ndarray) -> np.ndarray:
+        module, device, np_dtype = self._inference()
+        img = torch.as_tensor(np.asarray(X_img, dtype=np_dtype), device=device)
+        txt = torch.as_tensor(np.asarray(captions, dtype=np_dtype), device=device)
+        with torch.inference_mode(), self._autocast(device):
+            scores: np.ndarray = module(img, txt).float().cpu().numpy()
+        return scores
+
+    def _autocast(self, device: torch.device) -> Any:
+        return autocast(uses_autocast(device, self.mixed_precision))
 
     def predict_proba(self, X: Any, X_txt: Any = None) -> np.ndarray:
         """Probability that the VLM's prediction is wrong (column 0) or right (1).
@@ -823,9 +652,8 @@ class ViLUClassifier(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
-        tags.non_deterministic = _resolve_device(self.device).type == "cuda"
+        try:
+            tags.non_deterministic = resolve_device(self.device).type == "cuda"
+        except (RuntimeError, TypeError, ValueError):  # invalid device: fit says so
+            tags.non_deterministic = False
         return tags
-
-
-def _silent(*args: Any, **kwargs: Any) -> None:
-    """Sink that drops skorch's messages when ``verbose=0``."""

@@ -129,7 +129,18 @@ def similarity_logits(
     return out
 
 
-def _softmax_inplace(logits: np.ndarray) -> np.ndarray:
+def softmax_inplace(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, overwriting ``logits`` (no extra (rows, K) block).
+
+    The one softmax of the package's NumPy code (the baselines use it too).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from vilu_sklearn._zero_shot import softmax_inplace
+    >>> softmax_inplace(np.log(np.array([[1.0, 3.0]])))
+    array([[0.25, 0.75]])
+    """
     logits -= logits.max(axis=1, keepdims=True)
     np.exp(logits, out=logits)
     logits /= logits.sum(axis=1, keepdims=True)
@@ -184,7 +195,7 @@ def zero_shot_predict(
         X_img, X_txt, logit_scale=logit_scale, normalize=normalize
     )
     y_pred = logits.argmax(axis=1).astype(np.int64)
-    return y_pred, _softmax_inplace(logits)
+    return y_pred, softmax_inplace(logits)
 
 
 def _predict_argmax(X_img: Any, X_txt: Any, normalize: bool) -> np.ndarray:

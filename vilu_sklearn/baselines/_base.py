@@ -1,13 +1,12 @@
 """Machinery shared by the baseline failure predictors.
 
 Every baseline turns CLIP-style logits ``logit_scale * cos(X_img, X_txt)`` into a
-confidence (higher = more likely correct). This module holds everything except
-that last step: the call forms of ``fit`` (through
-:func:`vilu_sklearn._base.resolve_fit_inputs`), parameter checks, the chunked
-computation of the logits (one (chunk, K) block of rows at a time, so memory does
-not grow with the number of images), caption mode (candidates = the captions of
-consecutive groups of ``caption_group_size`` rows), ``score`` (AUROC) and the
-tags.
+confidence (higher = more likely correct). The call forms of ``fit``,
+parameter validation and the caption groups come from
+:class:`vilu_sklearn._base.BaseFailurePredictor`; this module adds the
+parameters every baseline shares and the chunked computation of the logits (one
+(chunk, K) block of rows at a time, so memory does not grow with the number of
+images), on which a baseline only defines its confidence.
 
 All computations run in float64 whatever the input dtype (float16, float32 or
 float64), so scores only depend on the input values.
@@ -20,19 +19,17 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils._param_validation import StrOptions
 
-from .._base import (
-    FailurePredictorMixin,
-    FitInputs,
-    check_candidate_texts,
-    resolve_fit_inputs,
-)
-from .._validation import check_embeddings, check_logit_scale
-from .._zero_shot import caption_groups, l2_normalize, similarity_logits
+from .._base import BaseFailurePredictor, FitInputs, check_candidate_texts
+from .._constraints import positive_int, positive_real
+from .._zero_shot import l2_normalize, similarity_logits
+from .._zero_shot import softmax_inplace as softmax_inplace  # re-exported
 
 __all__: list[str] = []
+
+# constraints of the parameters with caption mode (training-free baselines)
+CAPTION_CONSTRAINTS: dict[str, list[Any]] = {"caption_group_size": [positive_int()]}
 
 # elements of one (rows, K) float64 block of logits: 2**21 = 16 MiB
 _BLOCK_ELEMENTS = 1 << 21
@@ -56,14 +53,6 @@ def check_positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer; got {value!r}.")
     return int(value)
-
-
-def softmax_inplace(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, overwriting ``logits`` (no extra (rows, K) block)."""
-    logits -= logits.max(axis=1, keepdims=True)
-    np.exp(logits, out=logits)
-    logits /= logits.sum(axis=1, keepdims=True)
-    return logits
 
 
 def iter_logit_blocks(
@@ -97,119 +86,54 @@ def iter_logit_blocks(
         )
 
 
-class BaseBaseline(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
-    """Base class of the baselines: fit/predict plumbing, scoring left abstract.
+class BaseBaseline(BaseFailurePredictor):
+    """Base class of the baselines: logits in blocks, scoring left abstract.
 
-    Subclasses define ``__init__`` (keyword-only, storing the parameters) and
+    ``fit``, the call forms and caption mode come from
+    :class:`~vilu_sklearn._base.BaseFailurePredictor`. Subclasses define
+    ``__init__`` (keyword-only, storing the parameters) and
     :meth:`_confidence`, which maps a float64 (rows, K) block of logits to the
     (rows,) confidences and may overwrite the block. Fitted baselines override
     :meth:`_fit_scorer`; baselines that cannot run in caption mode set
     ``_caption_support = False``.
+
+    Parameters are declared in ``_parameter_constraints`` and checked once at the
+    start of ``fit``. A subclass extends the shared constraints with its own,
+    ``{**BaseBaseline._parameter_constraints, "k": [...]}``, adding
+    ``**CAPTION_CONSTRAINTS`` when it has ``caption_group_size``; rules between
+    parameters go in :meth:`_check_extra_params`.
     """
 
-    _caption_support: ClassVar[bool] = True
     # fitted on the candidate set: prediction texts must have the fit's K rows
     _fixed_candidates: ClassVar[bool] = False
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "text_embeddings": ["array-like", None],
+        "mode": [StrOptions({"classification", "caption"})],
+        "logit_scale": [positive_real()],
+        "normalize": ["boolean"],
+        "predict_batch_size": [positive_int(), None],
+    }
+
     # parameters every baseline has (set by the subclass __init__)
-    text_embeddings: Any
-    mode: str
-    caption_group_size: int  # absent from baselines without caption mode
     logit_scale: float
     normalize: bool
     predict_batch_size: int | None
 
     # ----------------------------------------------------------- to override
-    def _check_extra_params(self) -> None:
-        """Validate the subclass's own parameters (called by ``fit``)."""
-
     def _fit_scorer(self, inputs: FitInputs) -> None:
         """Learn what the scorer needs (nothing for training-free baselines)."""
 
     def _confidence(self, logits: np.ndarray) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
-    # ---------------------------------------------------------------- checks
-    def _check_params(self) -> None:
-        name = type(self).__name__
-        modes = ("classification", "caption") if self._caption_support else None
-        if self.mode not in ("classification", "caption"):
-            raise ValueError(
-                f"mode must be 'classification' or 'caption'; got {self.mode!r}."
-            )
-        if modes is None and self.mode == "caption":
-            raise ValueError(
-                f"{name} supports mode='classification' only: it is fitted on a "
-                "fixed candidate set (class prompts), which caption mode lacks. "
-                "Use a training-free baseline (MSP, Entropy, Doctor, Energy, "
-                "MaxLogit, Margin) or ViLUClassifier for captions."
-            )
-        check_logit_scale(self.logit_scale)
-        if self._caption_support:
-            check_positive_int(self.caption_group_size, "caption_group_size")
-        if self.predict_batch_size is not None:
-            check_positive_int(self.predict_batch_size, "predict_batch_size")
-        if self.mode == "caption" and self.text_embeddings is not None:
-            raise ValueError(
-                "text_embeddings must be None in caption mode: the candidates of an "
-                "image are the captions of its group, passed as X_txt."
-            )
-        self._check_extra_params()
-
     # ------------------------------------------------------------------- fit
-    def fit(
-        self, X: Any, y: Any = None, y_correct: Any = None, *, sample_weight: Any = None
-    ) -> Any:
-        """Validate the inputs and fit the scorer (if it learns anything).
-
-        Call forms (classification mode):
-
-        * ``fit(X_img, X_txt, y_correct)``;
-        * ``fit(X_img, y_correct)`` with ``text_embeddings`` set at construction.
-
-        Caption mode (training-free baselines only): ``fit(X_img, X_txt)``, with
-        ``X_txt`` paired row by row.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, d)
-            Image embeddings ``X_img``.
-        y : array-like of shape (n_samples,) or (K, d) or (n_samples, d)
-            ``y_correct`` in the two-argument form; the candidate texts ``X_txt``
-            in the three-argument form; the paired captions in caption mode.
-        y_correct : array-like of shape (n_samples,), default=None
-            Correctness labels of the three-argument form: 1 where the VLM's
-            prediction is correct, 0 where it is wrong.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights; validated, and used by the fitted baselines
-            only (training-free ones learn nothing from the data).
-
-        Returns
-        -------
-        self : object
-            The fitted estimator.
-        """
-        self._check_params()
-        if self.mode == "caption":
-            if check_embeddings(X, name="X_img").shape[0] < 2:
-                raise ValueError(
-                    "Caption mode needs at least 2 image-caption pairs; got 1 sample."
-                )
-        inputs = resolve_fit_inputs(
-            self,
-            X,
-            y,
-            y_correct,
-            text_embeddings=self.text_embeddings,
-            mode=self.mode,
-            sample_weight=sample_weight,
-        )
+    def _fit(self, inputs: FitInputs) -> None:
         self.text_embeddings_ = (
             None if inputs.X_txt is None else np.array(inputs.X_txt, dtype=np.float64)
         )
         self.classes_ = inputs.classes
         self._fit_scorer(inputs)
-        return self
 
     # ------------------------------------------------------------ prediction
     def _blocks(
@@ -247,48 +171,13 @@ class BaseBaseline(FailurePredictorMixin, ClassifierMixin, BaseEstimator):
             out[sl] = self._confidence(logits)
         return out
 
-    def _validated_predict_inputs(self, X: Any) -> np.ndarray:
-        check_is_fitted(self)
-        X_img = check_embeddings(X, name="X_img")
-        validate_data(self, X, skip_check_array=True, reset=False)
-        return X_img
+    def _classification_scores(self, X_img: np.ndarray, X_txt: Any) -> np.ndarray:
+        return self._decision_classification(
+            X_img, self._classification_texts(X_txt, X_img.shape[1])
+        )
 
-    def decision_function(self, X: Any, X_txt: Any = None) -> np.ndarray:
-        """Confidence that the VLM's prediction is correct (higher = more likely).
-
-        ``y_correct = 1`` marks a correct prediction; for AUROC and FPR@95%TPR the
-        successes are the positive class, so this score can be passed to
-        :func:`vilu_sklearn.metrics.auroc` (or ``scoring="roc_auc"``) as is.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, d)
-            Image embeddings.
-        X_txt : array-like of shape (K, d) or (n_samples, d), default=None
-            Candidate texts (classification; defaults to those seen in ``fit``)
-            or the paired captions (caption mode; required).
-
-        Returns
-        -------
-        confidence : ndarray of shape (n_samples,)
-            Float64 confidences.
-        """
-        X_img = self._validated_predict_inputs(X)
-        n, d = X_img.shape
-        if self.mode != "caption":
-            return self._decision_classification(
-                X_img, self._classification_texts(X_txt, d)
-            )
-        if X_txt is None:
-            raise ValueError(
-                "Caption mode needs the paired captions: "
-                "decision_function(X_img, X_txt) with X_txt of shape (n, d)."
-            )
-        captions = check_candidate_texts(X_txt, d, n_rows=n)
-        out = np.empty(n, dtype=np.float64)
-        for group in caption_groups(n, int(self.caption_group_size)):
-            out[group] = self._decision_classification(X_img[group], captions[group])
-        return out
+    def _group_scores(self, X_img: np.ndarray, captions: np.ndarray) -> np.ndarray:
+        return self._decision_classification(X_img, captions)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

@@ -5,12 +5,13 @@ Implemented from the paper (arXiv:2306.01710); no code of the authors is used.
 
 from __future__ import annotations
 
-import numbers
-from typing import Any
+from numbers import Real
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .._base import FitInputs
+from .._constraints import NumberInterval
 from ._base import BaseBaseline, softmax_inplace
 
 __all__ = ["RelU"]
@@ -107,6 +108,10 @@ class RelU(BaseBaseline):
 
     _caption_support = False
     _fixed_candidates = True
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseBaseline._parameter_constraints,
+        "lbd": [NumberInterval(Real, 0, 1, closed="both")],
+    }
 
     def __init__(
         self,
@@ -124,14 +129,6 @@ class RelU(BaseBaseline):
         self.normalize = normalize
         self.lbd = lbd
         self.predict_batch_size = predict_batch_size
-
-    def _check_extra_params(self) -> None:
-        if (
-            isinstance(self.lbd, bool)
-            or not isinstance(self.lbd, numbers.Real)
-            or not 0 <= self.lbd <= 1
-        ):
-            raise ValueError(f"lbd must be a number in [0, 1]; got {self.lbd!r}.")
 
     def _fit_scorer(self, inputs: FitInputs) -> None:
         assert inputs.X_txt is not None and inputs.y is not None

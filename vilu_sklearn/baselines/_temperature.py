@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 
 from .._base import FitInputs
-from ._base import BaseBaseline, ThresholdPredictMixin, check_positive
+from .._constraints import PositiveRealPair
+from ._base import BaseBaseline, ThresholdPredictMixin
 
 __all__ = ["TemperatureScaling"]
 
@@ -96,6 +97,10 @@ class TemperatureScaling(ThresholdPredictMixin, BaseBaseline):
 
     _caption_support = False
     _predict_threshold = 0.5
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseBaseline._parameter_constraints,
+        "temperature_bounds": [PositiveRealPair()],
+    }
 
     def __init__(
         self,
@@ -115,16 +120,11 @@ class TemperatureScaling(ThresholdPredictMixin, BaseBaseline):
         self.predict_batch_size = predict_batch_size
 
     def _check_extra_params(self) -> None:
-        b = self.temperature_bounds
-        if not (isinstance(b, tuple | list) and len(b) == 2):
-            raise ValueError(
-                f"temperature_bounds must be a pair (low, high); got {b!r}."
-            )
-        low = check_positive(b[0], "temperature_bounds[0]")
-        high = check_positive(b[1], "temperature_bounds[1]")
+        low, high = self.temperature_bounds
         if not low < high:
             raise ValueError(
-                f"temperature_bounds must satisfy low < high; got {tuple(b)!r}."
+                "temperature_bounds must satisfy low < high; got "
+                f"{tuple(self.temperature_bounds)!r}."
             )
 
     def _fit_scorer(self, inputs: FitInputs) -> None:

@@ -6,12 +6,20 @@ which takes care of the call forms, the chunked logits and caption mode.
 
 from __future__ import annotations
 
-from typing import Any
+from numbers import Real
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.special import logsumexp
+from sklearn.utils._param_validation import StrOptions
 
-from ._base import BaseBaseline, ThresholdPredictMixin, check_positive, softmax_inplace
+from .._constraints import NumberInterval, positive_real
+from ._base import (
+    CAPTION_CONSTRAINTS,
+    BaseBaseline,
+    ThresholdPredictMixin,
+    softmax_inplace,
+)
 
 __all__ = ["MSP", "Entropy", "Doctor", "Energy", "MaxLogit", "Margin"]
 
@@ -46,6 +54,11 @@ _SHARED_ATTRIBUTES = """classes_ : ndarray of shape (2,)
 
 class _TrainingFree(BaseBaseline):
     """Training-free baseline: ``fit`` only validates and stores the texts."""
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseBaseline._parameter_constraints,
+        **CAPTION_CONSTRAINTS,
+    }
 
     def __init__(
         self,
@@ -183,6 +196,11 @@ class Entropy(_TrainingFree):
     array([-1., -0.])
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **_TrainingFree._parameter_constraints,
+        "eps": [NumberInterval(Real, 0, 1, closed="left")],
+    }
+
     def __init__(
         self,
         *,
@@ -203,14 +221,6 @@ class Entropy(_TrainingFree):
             predict_batch_size=predict_batch_size,
         )
         self.eps = eps
-
-    def _check_extra_params(self) -> None:
-        if (
-            isinstance(self.eps, bool)
-            or not isinstance(self.eps, int | float)
-            or not 0 <= self.eps < 1
-        ):
-            raise ValueError(f"eps must be a number in [0, 1); got {self.eps!r}.")
 
     def _confidence(self, logits: np.ndarray) -> np.ndarray:
         K = logits.shape[1]
@@ -275,6 +285,12 @@ class Doctor(ThresholdPredictMixin, _TrainingFree):
 
     _predict_threshold = -1.0
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **_TrainingFree._parameter_constraints,
+        "variant": [StrOptions({"alpha", "beta"})],
+        "temperature": [positive_real()],
+    }
+
     def __init__(
         self,
         *,
@@ -297,13 +313,6 @@ class Doctor(ThresholdPredictMixin, _TrainingFree):
         )
         self.variant = variant
         self.temperature = temperature
-
-    def _check_extra_params(self) -> None:
-        if self.variant not in ("alpha", "beta"):
-            raise ValueError(
-                f"variant must be 'alpha' or 'beta'; got {self.variant!r}."
-            )
-        check_positive(self.temperature, "temperature")
 
     def _confidence(self, logits: np.ndarray) -> np.ndarray:
         logits /= float(self.temperature)
@@ -350,6 +359,11 @@ class Energy(_TrainingFree):
     array([1.3133, 1.4003])
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **_TrainingFree._parameter_constraints,
+        "temperature": [positive_real()],
+    }
+
     def __init__(
         self,
         *,
@@ -370,9 +384,6 @@ class Energy(_TrainingFree):
             predict_batch_size=predict_batch_size,
         )
         self.temperature = temperature
-
-    def _check_extra_params(self) -> None:
-        check_positive(self.temperature, "temperature")
 
     def _confidence(self, logits: np.ndarray) -> np.ndarray:
         T = float(self.temperature)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
 from .._base import FitInputs
+from .._constraints import positive_int, positive_real
 from .._zero_shot import l2_normalize
-from ._base import BaseBaseline, ThresholdPredictMixin, check_positive_int
+from ._base import BaseBaseline, ThresholdPredictMixin
 
 __all__ = ["TrustScore"]
 
@@ -118,6 +119,11 @@ class TrustScore(ThresholdPredictMixin, BaseBaseline):
     _caption_support = False
     _fixed_candidates = True
     _predict_threshold = 1.0
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseBaseline._parameter_constraints,
+        "k": [positive_int()],
+        "min_dist": [positive_real()],
+    }
 
     def __init__(
         self,
@@ -137,17 +143,6 @@ class TrustScore(ThresholdPredictMixin, BaseBaseline):
         self.k = k
         self.min_dist = min_dist
         self.predict_batch_size = predict_batch_size
-
-    def _check_extra_params(self) -> None:
-        check_positive_int(self.k, "k")
-        if not (
-            isinstance(self.min_dist, int | float)
-            and not isinstance(self.min_dist, bool)
-            and self.min_dist > 0
-        ):
-            raise ValueError(
-                f"min_dist must be a positive number; got {self.min_dist!r}."
-            )
 
     def _points(self, X_img: np.ndarray) -> np.ndarray:
         X = np.asarray(X_img, dtype=np.float64)

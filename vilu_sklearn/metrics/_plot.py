@@ -41,11 +41,62 @@ def _axes(ax: Any) -> tuple[Any, Any]:
     return ax.figure, ax
 
 
-def _estimator_name(estimator: Any) -> str:
-    return type(estimator).__name__
+class _DisplayMixin:
+    """What the Display classes share: axes, the legend label, ``from_estimator``.
+
+    As scikit-learn's curve displays share theirs: a Display stores what it
+    draws at construction, ``plot`` draws it (setting ``ax_`` and ``figure_``),
+    ``from_predictions`` computes it from labels and confidences, and
+    ``from_estimator`` takes the confidences from a fitted failure predictor.
+    """
+
+    name: str | None
+
+    def _set_axes(self, ax: Any, name: str | None) -> str | None:
+        """Set ``figure_`` and ``ax_``; return the name to show."""
+        self.figure_, self.ax_ = _axes(ax)
+        return self.name if name is None else name
+
+    def _plot_curve(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        ax: Any,
+        name: str | None,
+        score: str | None,
+        axis_labels: tuple[str, str],
+        limits: dict[str, tuple[float, float]],
+        legend_loc: str,
+        **kwargs: Any,
+    ) -> None:
+        """Draw one line labelled ``"name (score)"``; set ``line_``."""
+        name = self._set_axes(ax, name)
+        label = name
+        if score is not None:
+            label = f"{name} ({score})" if name else score
+        kwargs.setdefault("label", label)
+        (self.line_,) = self.ax_.plot(x, y, **kwargs)
+        self.ax_.set_xlabel(axis_labels[0])
+        self.ax_.set_ylabel(axis_labels[1])
+        for axis, lim in limits.items():
+            getattr(self.ax_, f"set_{axis}lim")(*lim)
+        if kwargs.get("label"):
+            self.ax_.legend(loc=legend_loc)
+
+    @classmethod
+    def _from_estimator(
+        cls, estimator: Any, X: Any, y: Any, *, name: str | None, **kwargs: Any
+    ) -> Any:
+        """``from_predictions`` on the estimator's targets and confidences."""
+        y_correct, conf = _targets_and_confidence(estimator, X, y)
+        name = type(estimator).__name__ if name is None else name
+        return cls.from_predictions(  # type: ignore[attr-defined]
+            y_correct, conf, name=name, **kwargs
+        )
 
 
-class FailureRocDisplay:
+class FailureRocDisplay(_DisplayMixin):
     """ROC curve of failure prediction, successes as the positive class.
 
     TPR is the share of correct predictions (``y_correct = 1``) accepted by a
@@ -117,20 +168,20 @@ class FailureRocDisplay:
         display : FailureRocDisplay
             ``self``, with ``line_``, ``ax_`` and ``figure_`` set.
         """
-        self.figure_, self.ax_ = _axes(ax)
-        name = self.name if name is None else name
-        label = name
-        if self.roc_auc is not None:
-            auc = f"AUROC = {self.roc_auc:.3f}"
-            label = f"{name} ({auc})" if name else auc
-        kwargs.setdefault("label", label)
-        (self.line_,) = self.ax_.plot(self.fpr, self.tpr, **kwargs)
-        self.ax_.set_xlabel("False positive rate (failures accepted)")
-        self.ax_.set_ylabel("True positive rate (successes accepted)")
-        self.ax_.set_xlim(-0.01, 1.01)
-        self.ax_.set_ylim(-0.01, 1.01)
-        if kwargs.get("label"):
-            self.ax_.legend(loc="lower right")
+        self._plot_curve(
+            self.fpr,
+            self.tpr,
+            ax=ax,
+            name=name,
+            score=None if self.roc_auc is None else f"AUROC = {self.roc_auc:.3f}",
+            axis_labels=(
+                "False positive rate (failures accepted)",
+                "True positive rate (successes accepted)",
+            ),
+            limits={"x": (-0.01, 1.01), "y": (-0.01, 1.01)},
+            legend_loc="lower right",
+            **kwargs,
+        )
         return self
 
     @classmethod
@@ -210,14 +261,12 @@ class FailureRocDisplay:
         -------
         display : FailureRocDisplay
         """
-        y_correct, conf = _targets_and_confidence(estimator, X, y)
-        name = _estimator_name(estimator) if name is None else name
-        return cls.from_predictions(
-            y_correct, conf, sample_weight=sample_weight, name=name, ax=ax, **kwargs
+        return cls._from_estimator(
+            estimator, X, y, sample_weight=sample_weight, name=name, ax=ax, **kwargs
         )
 
 
-class RiskCoverageDisplay:
+class RiskCoverageDisplay(_DisplayMixin):
     """Risk-coverage curve of selective classification, AURC in the legend.
 
     Selective risk (error rate of the accepted samples) against coverage (share
@@ -288,19 +337,20 @@ class RiskCoverageDisplay:
         display : RiskCoverageDisplay
             ``self``, with ``line_``, ``ax_`` and ``figure_`` set.
         """
-        self.figure_, self.ax_ = _axes(ax)
-        name = self.name if name is None else name
-        label = name
-        if self.aurc is not None:
-            value = f"AURC = {self.aurc:.3f}"
-            label = f"{name} ({value})" if name else value
-        kwargs.setdefault("label", label)
-        (self.line_,) = self.ax_.plot(self.coverage, self.risk, **kwargs)
-        self.ax_.set_xlabel("Coverage (share of predictions accepted)")
-        self.ax_.set_ylabel("Selective risk (error rate when accepted)")
-        self.ax_.set_xlim(0.0, 1.01)
-        if kwargs.get("label"):
-            self.ax_.legend(loc="upper left")
+        self._plot_curve(
+            self.coverage,
+            self.risk,
+            ax=ax,
+            name=name,
+            score=None if self.aurc is None else f"AURC = {self.aurc:.3f}",
+            axis_labels=(
+                "Coverage (share of predictions accepted)",
+                "Selective risk (error rate when accepted)",
+            ),
+            limits={"x": (0.0, 1.01)},
+            legend_loc="upper left",
+            **kwargs,
+        )
         return self
 
     @classmethod
@@ -378,14 +428,12 @@ class RiskCoverageDisplay:
         -------
         display : RiskCoverageDisplay
         """
-        y_correct, conf = _targets_and_confidence(estimator, X, y)
-        name = _estimator_name(estimator) if name is None else name
-        return cls.from_predictions(
-            y_correct, conf, sample_weight=sample_weight, name=name, ax=ax, **kwargs
+        return cls._from_estimator(
+            estimator, X, y, sample_weight=sample_weight, name=name, ax=ax, **kwargs
         )
 
 
-class ConfidenceHistogramDisplay:
+class ConfidenceHistogramDisplay(_DisplayMixin):
     """Histograms of the confidence of correct and of wrong predictions.
 
     Well-separated histograms mean a good failure predictor. ``y_correct = 1``
@@ -467,7 +515,7 @@ class ConfidenceHistogramDisplay:
         display : ConfidenceHistogramDisplay
             ``self``, with ``bars_``, ``ax_`` and ``figure_`` set.
         """
-        self.figure_, self.ax_ = _axes(ax)
+        name = self._set_axes(ax, name)
         y = np.asarray(self.y_correct)
         conf = np.asarray(self.confidence, dtype=np.float64)
         w = None if self.sample_weight is None else np.asarray(self.sample_weight)
@@ -488,7 +536,6 @@ class ConfidenceHistogramDisplay:
             self.bars_[key] = bars
         self.ax_.set_xlabel("Confidence")
         self.ax_.set_ylabel("Density" if density else "Count")
-        name = self.name if name is None else name
         if name:
             self.ax_.set_title(name)
         self.ax_.legend()
@@ -578,11 +625,10 @@ class ConfidenceHistogramDisplay:
         -------
         display : ConfidenceHistogramDisplay
         """
-        y_correct, conf = _targets_and_confidence(estimator, X, y)
-        name = _estimator_name(estimator) if name is None else name
-        return cls.from_predictions(
-            y_correct,
-            conf,
+        return cls._from_estimator(
+            estimator,
+            X,
+            y,
             sample_weight=sample_weight,
             bins=bins,
             name=name,
