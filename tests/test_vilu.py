@@ -27,6 +27,7 @@ from vilu_sklearn import (
     l2_normalize,
     zero_shot_predict,
 )
+from vilu_sklearn import _net as net_mod
 from vilu_sklearn._modules import ViLUModule, failure_weight, weighted_bce_loss
 
 # fast configuration: AdamW without warm-up converges in a few epochs on toy data
@@ -288,11 +289,13 @@ def test_optimizers_and_schedules(toy, optimizer):
 
 def test_sample_weight_changes_the_fit(toy):
     X_img, X_txt, _, y = toy
-    base = ViLUClassifier(**{**FAST, "max_epochs": 2}).fit(X_img, X_txt, y)
+    # a fixed failure weight: the adaptive one would rebalance the weighted
+    # accuracy (it takes sample_weight into account) and offset the up-weighting;
+    # batches of 64 give the optimiser enough (full) steps in two epochs
+    params = {**FAST, "max_epochs": 2, "failure_weight": None, "batch_size": 64}
+    base = ViLUClassifier(**params).fit(X_img, X_txt, y)
     w = np.where(y == 0, 5.0, 1.0)
-    weighted = ViLUClassifier(**{**FAST, "max_epochs": 2}).fit(
-        X_img, X_txt, y, sample_weight=w
-    )
+    weighted = ViLUClassifier(**params).fit(X_img, X_txt, y, sample_weight=w)
     # up-weighting failures lowers the confidence on average
     assert (
         weighted.decision_function(X_img, X_txt).mean()
@@ -350,19 +353,6 @@ def test_paper_attention_multi_head():
         ViLUModule(8, attention="paper", n_heads=3)
 
 
-def test_freezing_schedule_counts_training_iterations():
-    module = ViLUModule(8, n_iter_freeze_proj=2, hidden_layer_sizes=(4,))
-    img, txt = torch.randn(3, 8), torch.randn(4, 8)
-    module.train()
-    assert module.projections_bypassed()
-    module(img, txt)
-    module(img, txt)
-    assert not module.projections_bypassed()
-    module.eval()
-    module(img, txt)  # evaluation does not count
-    assert int(module.n_iter) == 2
-
-
 def test_no_batch_by_candidates_by_dim_tensor():
     """Memory O((B + K) d + B K): no op ever sees a (B, K, d) tensor."""
     B, K, d = 16, 24, 8
@@ -386,11 +376,12 @@ def test_no_batch_by_candidates_by_dim_tensor():
 
 def test_candidates_encoded_once_per_call_and_cached_for_fit_texts(toy, fitted):
     X_img, X_txt, _, _ = toy
-    clf = clone(fitted).set_params(n_iter_freeze_proj=0, max_epochs=1)
+    clf = clone(fitted).set_params(freeze_proj_epochs=0, max_epochs=1)
     clf.fit(X_img, X_txt, correctness(X_img, X_txt, toy[2]))
     module = clf.net_.module_
     calls = []
-    hook = module.k_proj.register_forward_hook(lambda *a: calls.append(1))
+    tabulate = module.tabulate
+    module.tabulate = lambda t: calls.append(1) or tabulate(t)
     try:
         clf.set_params(predict_batch_size=50)
         clf.decision_function(X_img)  # 8 batches: encoded at most once
@@ -401,8 +392,14 @@ def test_candidates_encoded_once_per_call_and_cached_for_fit_texts(toy, fitted):
         other = X_txt + 0.1
         clf.decision_function(X_img, other)  # new texts: once for all 8 batches
         assert len(calls) == first + 1
-    finally:
+        module.fast_inference = False  # the dense path prepares its own
+        hook = module.k_proj.register_forward_hook(lambda *a: calls.append(1))
+        clf.decision_function(X_img)
+        clf.decision_function(X_img)
         hook.remove()
+        assert len(calls) == first + 2
+    finally:
+        del module.tabulate
 
 
 # ------------------------------------------------------------------- the loss
@@ -604,3 +601,74 @@ def test_candidates_are_a_fit_parameter_not_net_state(toy, fitted):
     """The candidate texts reach the net through fit params; the net holds none."""
     assert not hasattr(fitted.net_, "candidates")
     assert fitted.net_.module_.training is False
+
+
+# ------------------------------------------- training-loop defects (issue 8)
+@pytest.mark.parametrize("n", [200, 1000])
+def test_projection_freeze_counts_epochs_whatever_the_data_size(n):
+    X_img, X_txt, _, y = make_toy(n=n)
+    params = {**FAST, "batch_size": 50, "early_stopping": False}
+    eye = torch.eye(X_img.shape[1])
+    frozen = ViLUClassifier(**{**params, "max_epochs": 2}, freeze_proj_epochs=2)
+    q = frozen.fit(X_img, X_txt, y).net_.module_.q_proj.weight.detach()
+    assert torch.equal(q, eye)  # two frozen epochs: never updated
+    thawed = ViLUClassifier(**{**params, "max_epochs": 3}, freeze_proj_epochs=2)
+    q = thawed.fit(X_img, X_txt, y).net_.module_.q_proj.weight.detach()
+    assert not torch.equal(q, eye)  # learned in the third epoch
+
+
+def test_classification_training_drops_the_last_partial_batch(toy, monkeypatch):
+    X_img, X_txt, _, y = toy  # 400 rows, batch 150: two full steps per epoch
+    sizes = []
+    real = net_mod.weighted_bce_loss
+
+    def spy(logits, *args, **kwargs):
+        sizes.append(logits.shape[0])
+        return real(logits, *args, **kwargs)
+
+    monkeypatch.setattr(net_mod, "weighted_bce_loss", spy)
+    params = {**FAST, "max_epochs": 2, "early_stopping": False, "batch_size": 150}
+    ViLUClassifier(**params).fit(X_img, X_txt, y)
+    assert sizes == [150] * 4
+
+
+def test_caption_mode_validates_on_prediction_groups_and_warns_on_mismatch():
+    img, txt = make_captions(n=200)
+    params = {**FAST, "max_epochs": 1}
+    with pytest.warns(UserWarning, match="caption_group_size=100"):
+        clf = ViLUClassifier(mode="caption", batch_size=50, caption_group_size=100)
+        clf.set_params(**params).fit(img, txt)
+    assert clf.net_.get_params()["iterator_valid__batch_size"] == 100
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ViLUClassifier(mode="caption", batch_size=50, caption_group_size=50).set_params(
+            **params
+        ).fit(img, txt)
+
+
+def test_n_epochs_does_not_count_an_epoch_cut_short(toy, monkeypatch):
+    X_img, X_txt, _, y = toy
+    calls = []
+    real = net_mod.ViLUNet.train_step
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:  # first step of the third epoch (two per epoch)
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(net_mod.ViLUNet, "train_step", interrupted)
+    params = {**FAST, "max_epochs": 6, "early_stopping": False, "batch_size": 200}
+    clf = ViLUClassifier(**params).fit(X_img, X_txt, y)
+    assert len(clf.history_) == 3 and clf.n_epochs_ == 2
+
+
+def test_float64_model_scores_keep_float64_precision(toy):
+    X_img, X_txt, _, y = toy
+    clf = ViLUClassifier(**{**FAST, "max_epochs": 1}, dtype="float64")
+    clf.fit(X_img, X_txt, y)
+    module = clf.net_.module_
+    with torch.inference_mode():
+        texts = torch.as_tensor(clf.text_embeddings_, dtype=torch.float64)
+        expected = module(torch.as_tensor(X_img), texts).numpy()
+    np.testing.assert_array_equal(clf.decision_function(X_img), expected)

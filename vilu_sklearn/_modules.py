@@ -2,10 +2,26 @@
 
 Nothing here knows about scikit-learn; :class:`vilu_sklearn.ViLUClassifier` builds
 these modules and trains them through skorch.
+
+Two forward paths give the same logits (to the rounding of the dtype):
+
+* the dense path, used for training (gradients), computes the features
+  ``[z_v ; z_t_alpha ; z_t_hat]`` and runs the MLP on them;
+* the fast inference path (:meth:`ViLUModule.tabulate`, used in ``eval`` mode
+  without gradients) never builds ``z_t_alpha`` or ``z_t_hat``. The first MLP
+  layer is linear in them, so its text blocks are tabulated once per candidate
+  set, ``W1_hat t_k`` and ``W1_alpha v_k`` (K x H tables), and the first layer
+  becomes ``W1_v z_v`` plus a gathered row plus attention weights times a table.
+  The query projection is folded into the keys, ``(W_q z)·(W_k t) = z·(W_q^T W_k
+  t)``; with identity projections the attention scores are the similarities.
+  Candidates whose softmax weight is below ``eps / K`` of the top one (``eps``
+  of the dtype) are dropped when that leaves few, so the dropped mass is at most
+  ``eps`` of the total: the truncation is exact to rounding.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -14,7 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ViLUModule", "EncodedCandidates", "weighted_bce_loss", "failure_weight"]
+__all__ = [
+    "ViLUModule",
+    "EncodedCandidates",
+    "CandidateTables",
+    "weighted_bce_loss",
+    "failure_weight",
+]
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -22,6 +44,18 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "gelu": nn.GELU,
     "tanh": nn.Tanh,
 }
+# sparse attention pays when at most this share of the (rows x K) weights is kept
+_SPARSE_SHARE = 1 / 8
+_PROBE_ROWS = 64
+
+
+def _full_precision(device_type: str) -> contextlib.AbstractContextManager[None]:
+    """Suspend autocast: what runs inside keeps the dtype of its inputs."""
+    return torch.autocast(device_type=device_type, enabled=False)
+
+
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 class EncodedCandidates(NamedTuple):
@@ -43,6 +77,107 @@ class EncodedCandidates(NamedTuple):
     values: torch.Tensor
 
 
+class CandidateTables(NamedTuple):
+    """A candidate set tabulated for the fast inference path.
+
+    Built by :meth:`ViLUModule.tabulate`; valid for the weights it was built
+    with (rebuild it after training).
+
+    Attributes
+    ----------
+    texts : Tensor of shape (K, d)
+        Normalised candidate texts: the similarities ``z_v · t_k`` (the VLM's
+        prediction) are taken against them.
+    score_keys : Tensor of shape (n_heads * K, d) or None
+        Keys with the query projection and the attention temperature folded in,
+        stacked by head: the attention scores are ``z_v @ score_keys.T``. None
+        when the projections are the identity (one head): the scores are then
+        ``score_scale`` times the similarities.
+    score_scale : float
+        Attention temperature (used when ``score_keys`` is None).
+    hat : Tensor of shape (K, H) or None
+        ``W1_hat t_k + b1``: first-layer block of the predicted text, with the
+        first layer's bias. None without ``use_predicted_text``.
+    alpha : Tensor of shape (n_heads * K, H) or None
+        ``W1_alpha`` applied to the values, stacked by head: the attended-text
+        block of the first layer is the attention weights times this table.
+        None without ``use_attention``.
+    bias : Tensor of shape (H,)
+        First-layer bias (already in ``hat`` when that is present).
+    """
+
+    texts: torch.Tensor
+    score_keys: torch.Tensor | None
+    score_scale: float
+    hat: torch.Tensor | None
+    alpha: torch.Tensor | None
+    bias: torch.Tensor
+
+
+def softmax_times_table(
+    scores: torch.Tensor, table: torch.Tensor, n_heads: int = 1
+) -> torch.Tensor:
+    """``softmax(scores) @ table`` per row, skipping negligible candidates.
+
+    Rows are ``(sample, head)`` pairs, sample-major; ``table`` stacks one
+    (K, H) block per head. A candidate more than ``log(K / eps)`` below its
+    row's top score (``eps`` of the scores' dtype) has a weight below
+    ``eps / K`` of the top one, so all of them together carry less than
+    ``eps`` of the row's mass: they are dropped (an embedding bag over the
+    kept ones) when at most 1/8 of all weights are kept. Otherwise the dense
+    product is taken. Either way the result equals the dense one to rounding.
+
+    Parameters
+    ----------
+    scores : Tensor of shape (B * n_heads, K)
+        Attention scores.
+    table : Tensor of shape (n_heads * K, H)
+        Per-candidate rows, stacked by head.
+    n_heads : int, default=1
+        Heads per sample.
+
+    Returns
+    -------
+    out : Tensor of shape (B, H)
+        Sum over heads of the attention-weighted table rows.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from vilu_sklearn._modules import softmax_times_table
+    >>> scores = torch.tensor([[0.0, 100.0, 0.0], [1.0, 1.0, 1.0]])
+    >>> softmax_times_table(scores, torch.eye(3))
+    tensor([[0.0000, 1.0000, 0.0000],
+            [0.3333, 0.3333, 0.3333]])
+    """
+    R, K = scores.shape
+    B = R // n_heads
+    margin = math.log(K / torch.finfo(scores.dtype).eps)
+    probe = scores[:_PROBE_ROWS]  # a dense profile is recognised cheaply
+    dense = (
+        K == 1
+        or int((probe >= probe.max(dim=1, keepdim=True).values - margin).sum())
+        > 2 * _SPARSE_SHARE * probe.numel()
+    )
+    if not dense:
+        top = scores.max(dim=1, keepdim=True).values
+        keep = scores >= top - margin
+        n_kept = keep.sum(dim=1)
+        dense = int(n_kept.sum()) > _SPARSE_SHARE * R * K
+    if dense:
+        weights = torch.softmax(scores, dim=1).reshape(B, n_heads * K)
+        return weights.to(table.dtype) @ table
+    rows, cols = keep.nonzero(as_tuple=True)  # row-major: grouped by sample
+    w = torch.exp(_at_least_fp32(scores[rows, cols] - top[rows, 0]))
+    total = torch.zeros(R, dtype=w.dtype, device=w.device).index_add_(0, rows, w)
+    w = (w / total[rows]).to(table.dtype)
+    if n_heads > 1:
+        cols = cols + (rows % n_heads) * K
+    per_sample = n_kept.reshape(B, n_heads).sum(dim=1)
+    offsets = torch.cumsum(per_sample, 0) - per_sample
+    return F.embedding_bag(cols, table, offsets, mode="sum", per_sample_weights=w)
+
+
 class ViLUModule(nn.Module):
     """ViLU head: image embedding + attended text + predicted text -> MLP -> logit.
 
@@ -56,22 +191,30 @@ class ViLUModule(nn.Module):
     * an MLP on ``[z_v ; z_t_alpha ; z_t_hat]`` outputs one logit of
       P(prediction correct).
 
-    Two attention variants:
+    Two attention variants, both with identity-initialised projections (so that
+    bypassing them while frozen is the same function as using them):
 
     ``"reference"`` (the authors' code)
-        bias-free ``W_q`` and one ``W_kv`` shared by keys and values, both
-        identity-initialised; ``s = logit_scale`` (CLIP's temperature).
+        bias-free ``W_q`` and one ``W_kv`` shared by keys and values;
+        ``s = logit_scale`` (CLIP's temperature).
     ``"paper"`` (the paper's equations)
-        separate ``W_Q``, ``W_K``, ``W_V`` (default PyTorch initialisation),
+        separate bias-free ``W_Q``, ``W_K``, ``W_V``,
         ``s = 1 / sqrt(d / n_heads)``, ``n_heads`` heads.
 
-    While the projections are frozen (``keep_frozen=True``, or during the first
-    ``n_iter_freeze_proj`` training iterations) they are bypassed: queries, keys
-    and values are the embeddings themselves.
+    While the projections are frozen (``keep_frozen=True``, or while the
+    training loop sets ``projections_frozen``) they are bypassed: queries, keys
+    and values are the embeddings themselves, and the projections get no
+    gradient.
 
-    The candidate projection is computed once per call (:meth:`encode_candidates`)
-    and shared by all images: no (B, K, d) tensor is built; memory is
-    O((B + K) d + B K).
+    Under autocast (CUDA bf16, or CPU bf16) the similarities, hence the
+    predicted text and caption correctness, and the output logit are computed
+    in float32 (or the module's float64).
+
+    In ``eval`` mode without gradients (and ``fast_inference=True``) the
+    forward takes the fast exact path described in the module docstring; a
+    :class:`CandidateTables` from :meth:`tabulate` can be passed instead of the
+    texts to reuse it. No (B, K, d) tensor is built on either path; memory is
+    O((B + K) (d + H) + B K).
 
     Parameters
     ----------
@@ -93,20 +236,29 @@ class ViLUModule(nn.Module):
         Hidden-layer activation.
     dropout : float, default=0.0
         Dropout probability after each hidden activation.
-    n_iter_freeze_proj : int, default=0
-        Number of training iterations during which the projections are bypassed.
+    projections_frozen : bool, default=False
+        Initial value of the attribute of the same name: bypass the projections
+        until the training loop clears it.
     keep_frozen : bool, default=False
         Bypass the projections throughout (parameter-free attention).
     normalize : bool, default=True
         L2-normalise image and text embeddings inside the module.
+    fast_inference : bool, default=True
+        Use the fast exact path in ``eval`` mode without gradients; False
+        forces the dense path everywhere.
 
     Examples
     --------
     >>> import torch
     >>> from vilu_sklearn._modules import ViLUModule
-    >>> module = ViLUModule(8, hidden_layer_sizes=(16,))
-    >>> module(torch.randn(5, 8), torch.randn(3, 8)).shape
-    torch.Size([5])
+    >>> module = ViLUModule(8, hidden_layer_sizes=(16,)).eval()
+    >>> img, txt = torch.randn(5, 8), torch.randn(3, 8)
+    >>> with torch.no_grad():
+    ...     fast = module(img, txt)
+    ...     module.fast_inference = False
+    ...     dense = module(img, txt)
+    >>> fast.shape, torch.allclose(fast, dense, atol=1e-5)
+    (torch.Size([5]), True)
     """
 
     def __init__(
@@ -121,9 +273,10 @@ class ViLUModule(nn.Module):
         hidden_layer_sizes: Sequence[int] = (512, 256, 128),
         activation: str = "relu",
         dropout: float = 0.0,
-        n_iter_freeze_proj: int = 0,
+        projections_frozen: bool = False,
         keep_frozen: bool = False,
         normalize: bool = True,
+        fast_inference: bool = True,
     ) -> None:
         super().__init__()
         if attention not in ("reference", "paper"):
@@ -140,23 +293,22 @@ class ViLUModule(nn.Module):
         self.logit_scale = float(logit_scale)
         self.use_attention = use_attention
         self.use_predicted_text = use_predicted_text
-        self.n_iter_freeze_proj = int(n_iter_freeze_proj)
+        self.projections_frozen = bool(projections_frozen)
         self.keep_frozen = keep_frozen
         self.normalize = normalize
-        self.n_iter: torch.Tensor
-        self.register_buffer("n_iter", torch.zeros((), dtype=torch.long))
+        self.fast_inference = fast_inference
 
         self.q_proj: nn.Linear | None = None
         self.k_proj: nn.Linear | None = None
         self.v_proj: nn.Linear | None = None
         if use_attention:
             self.q_proj = nn.Linear(dim, dim, bias=False)
-            self.k_proj = nn.Linear(dim, dim, bias=False)
-            if attention == "reference":
-                nn.init.eye_(self.q_proj.weight)
-                nn.init.eye_(self.k_proj.weight)  # shared by keys and values
-            else:
+            self.k_proj = nn.Linear(dim, dim, bias=False)  # reference: keys+values
+            if attention == "paper":
                 self.v_proj = nn.Linear(dim, dim, bias=False)
+            for proj in (self.q_proj, self.k_proj, self.v_proj):
+                if proj is not None:
+                    nn.init.eye_(proj.weight)
 
         n_inputs = dim * (1 + int(use_attention) + int(use_predicted_text))
         act = _ACTIVATIONS[activation]
@@ -169,18 +321,66 @@ class ViLUModule(nn.Module):
         layers.append(nn.Linear(n_inputs, 1))
         self.mlp = nn.Sequential(*layers)
 
+    def __setstate__(self, state: dict[str, object]) -> None:
+        # modules pickled before the freeze became a flag and the fast path existed
+        buffers = state.get("_buffers", {})
+        n_iter = buffers.pop("n_iter", None) if isinstance(buffers, dict) else None
+        limit = state.pop("n_iter_freeze_proj", 0)
+        if "projections_frozen" not in state:
+            state["projections_frozen"] = n_iter is not None and int(n_iter) < int(
+                limit  # type: ignore[call-overload]
+            )
+        state.setdefault("fast_inference", True)
+        super().__setstate__(state)
+
     @property
     def needs_candidates(self) -> bool:
         """Whether the features use the candidate texts at all."""
         return self.use_attention or self.use_predicted_text
 
+    @property
+    def attention_scale(self) -> float:
+        """Temperature ``s`` of the attention scores."""
+        if self.attention == "reference":
+            return self.logit_scale
+        return 1.0 / math.sqrt(self.dim // self.n_heads)
+
     def projections_bypassed(self) -> bool:
         """Whether queries, keys and values are currently the raw embeddings."""
-        return self.keep_frozen or int(self.n_iter) < self.n_iter_freeze_proj
+        return bool(self.keep_frozen or self.projections_frozen)
 
     def _normalize(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, dim=-1) if self.normalize else x
 
+    def _similarities(self, z_v: torch.Tensor, texts: torch.Tensor) -> torch.Tensor:
+        """Cosine similarities (B, K), in float32 even under autocast."""
+        with _full_precision(z_v.device.type):
+            return _at_least_fp32(z_v) @ _at_least_fp32(texts).T
+
+    def _first_linear(self) -> nn.Linear:
+        first = self.mlp[0]
+        assert isinstance(first, nn.Linear)
+        return first
+
+    def _first_layer_blocks(self) -> dict[str, torch.Tensor]:
+        """The first layer's weight split by input block, in input order.
+
+        ``"image"`` acts on ``z_v``, ``"attended"`` on ``z_t_alpha``,
+        ``"predicted"`` on ``z_t_hat``; each is (H, d).
+        """
+        names = ["image"]
+        names += ["attended"] if self.use_attention else []
+        names += ["predicted"] if self.use_predicted_text else []
+        weight = self._first_linear().weight
+        return dict(zip(names, weight.split(self.dim, dim=1), strict=True))
+
+    def _head(self, first: torch.Tensor) -> torch.Tensor:
+        """Logits (B,) from the first layer's pre-activation; last layer in fp32."""
+        hidden = self.mlp[1:-1](first)
+        with _full_precision(first.device.type):
+            return self.mlp[-1](_at_least_fp32(hidden)).squeeze(-1)
+
+    # ------------------------------------------------------------ dense path
     def encode_candidates(self, texts: torch.Tensor) -> EncodedCandidates:
         """Normalise and project the candidate texts, once for a whole batch.
 
@@ -205,7 +405,7 @@ class ViLUModule(nn.Module):
     def forward(
         self,
         img: torch.Tensor,
-        texts: torch.Tensor | EncodedCandidates | None = None,
+        texts: torch.Tensor | EncodedCandidates | CandidateTables | None = None,
         *,
         return_correct: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -215,7 +415,7 @@ class ViLUModule(nn.Module):
         ----------
         img : Tensor of shape (B, d)
             Image embeddings.
-        texts : Tensor of shape (K, d) or EncodedCandidates, default=None
+        texts : Tensor of shape (K, d), EncodedCandidates or CandidateTables
             Candidate set shared by the batch. Only the visual-only head
             (``use_attention=False, use_predicted_text=False``) may omit it.
         return_correct : bool, default=False
@@ -231,33 +431,30 @@ class ViLUModule(nn.Module):
             Only with ``return_correct=True``.
         """
         z_v = self._normalize(img)
-        parts = [z_v]
-        correct = None
-        if self.needs_candidates or return_correct:
-            if texts is None:
-                raise ValueError(
-                    "This ViLU head needs candidate text embeddings (texts)."
-                )
-            enc = (
-                texts
-                if isinstance(texts, EncodedCandidates)
-                else self.encode_candidates(texts)
+        if not (self.needs_candidates or return_correct):
+            return self._head(self.mlp[0](z_v))
+        if texts is None:
+            raise ValueError("This ViLU head needs candidate text embeddings (texts).")
+        if isinstance(texts, torch.Tensor):
+            fast = self.fast_inference and not (
+                self.training or torch.is_grad_enabled()
             )
-            sims = z_v @ enc.texts.T  # (B, K) cosine similarities
-            if return_correct:
-                diag = torch.diagonal(sims)
-                correct = (diag >= sims.max(dim=1).values).to(img.dtype)
+            texts = self.tabulate(texts) if fast else self.encode_candidates(texts)
+        sims = self._similarities(z_v, texts.texts)
+        if isinstance(texts, CandidateTables):
+            first = self._fast_first_layer(z_v, sims, texts)
+        else:
+            parts = [z_v]
             if self.use_attention:
-                parts.append(self._attend(z_v, enc, sims))
+                parts.append(self._attend(z_v, texts, sims))
             if self.use_predicted_text:
-                parts.append(enc.texts[sims.argmax(dim=1)])
-        if self.training:
-            self.n_iter.add_(1)
-        logits = self.mlp(torch.cat(parts, dim=1)).squeeze(-1)
-        if return_correct:
-            assert correct is not None
-            return logits, correct
-        return logits
+                parts.append(texts.texts[sims.argmax(dim=1)])
+            first = self.mlp[0](torch.cat(parts, dim=1))
+        logits = self._head(first)
+        if not return_correct:
+            return logits
+        correct = (torch.diagonal(sims) >= sims.max(dim=1).values).to(logits.dtype)
+        return logits, correct
 
     def _attend(
         self, z_v: torch.Tensor, enc: EncodedCandidates, sims: torch.Tensor
@@ -269,7 +466,7 @@ class ViLUModule(nn.Module):
             else:
                 assert self.q_proj is not None
                 scores = (self.q_proj(z_v) @ enc.keys.T) * self.logit_scale
-            return torch.softmax(scores, dim=-1) @ enc.values
+            return torch.softmax(scores, dim=-1).to(enc.values.dtype) @ enc.values
         # "paper": multi-head scaled dot-product attention, no output projection
         q = z_v if bypassed else self.q_proj(z_v)  # type: ignore[misc]
         B, K, h = z_v.shape[0], enc.keys.shape[0], self.n_heads
@@ -278,16 +475,116 @@ class ViLUModule(nn.Module):
         kh = enc.keys.reshape(K, h, dh).transpose(0, 1)  # (h, K, dh)
         vh = enc.values.reshape(K, h, dh).transpose(0, 1)
         att = torch.softmax(qh @ kh.transpose(1, 2) / math.sqrt(dh), dim=-1)
-        return (att @ vh).transpose(0, 1).reshape(B, self.dim)
+        return (att.to(vh.dtype) @ vh).transpose(0, 1).reshape(B, self.dim)
+
+    # ------------------------------------------------------------- fast path
+    def prepare_candidates(
+        self, texts: torch.Tensor
+    ) -> CandidateTables | EncodedCandidates:
+        """What :meth:`forward` needs of a candidate set, prepared for reuse.
+
+        :meth:`tabulate` with ``fast_inference`` (for ``eval`` mode without
+        gradients), else :meth:`encode_candidates`.
+        """
+        if self.fast_inference:
+            return self.tabulate(texts)
+        return self.encode_candidates(texts)
+
+    def _projection_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(W_q, W_k, W_v)``, each (d, d); identities while bypassed."""
+        assert self.q_proj is not None and self.k_proj is not None
+        w_q, w_k = self.q_proj.weight, self.k_proj.weight
+        w_v = self.v_proj.weight if self.v_proj is not None else w_k
+        if self.projections_bypassed():
+            eye = torch.eye(self.dim, dtype=w_q.dtype, device=w_q.device)
+            return eye, eye, eye
+        return w_q, w_k, w_v
+
+    @torch.no_grad()
+    def tabulate(self, texts: torch.Tensor) -> CandidateTables:
+        """Prepare a candidate set for the fast inference path.
+
+        Costs about ``K d (2 d + 2 H)`` multiply-adds, once per candidate set
+        (H the first hidden width); the tables hold ``K (d + 2 H)`` numbers per
+        head.
+
+        Parameters
+        ----------
+        texts : Tensor of shape (K, d)
+            The candidate set, normalised inside when ``normalize=True``.
+
+        Returns
+        -------
+        tables : CandidateTables
+            To pass to :meth:`forward` in place of ``texts``.
+        """
+        with _full_precision(texts.device.type):
+            t = self._normalize(texts.to(self._first_linear().weight.dtype))
+            blocks = self._first_layer_blocks()
+            bias = self._first_linear().bias
+            hat = None
+            if self.use_predicted_text:
+                hat = torch.addmm(bias, t, blocks["predicted"].T)
+            score_keys, alpha = None, None
+            if self.use_attention:
+                score_keys, alpha = self._attention_tables(t, blocks["attended"])
+        return CandidateTables(t, score_keys, self.attention_scale, hat, alpha, bias)
+
+    def _attention_tables(
+        self, t: torch.Tensor, w_alpha: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Score keys (or None for identity) and the attended-text table."""
+        w_q, w_k, w_v = self._projection_weights()
+        h, dh = self.n_heads, self.dim // self.n_heads
+        eye = torch.eye(self.dim, dtype=t.dtype, device=t.device)
+        identity = h == 1 and torch.equal(w_q, eye) and torch.equal(w_k, eye)
+        keys, values = t @ w_k.T, t @ w_v.T
+        score_keys = None
+        if not identity:  # scores = z . (W_q,h^T k_h) s, one (K, d) block per head
+            score_keys = torch.cat(
+                [
+                    keys[:, i * dh : (i + 1) * dh] @ w_q[i * dh : (i + 1) * dh]
+                    for i in range(h)
+                ]
+            ).mul_(self.attention_scale)
+        alpha = torch.cat(
+            [
+                values[:, i * dh : (i + 1) * dh] @ w_alpha[:, i * dh : (i + 1) * dh].T
+                for i in range(h)
+            ]
+        )
+        return score_keys, alpha
+
+    def _fast_first_layer(
+        self, z_v: torch.Tensor, sims: torch.Tensor, tables: CandidateTables
+    ) -> torch.Tensor:
+        """First-layer pre-activation (B, H) from the tables (no z_t_alpha/z_t_hat)."""
+        if tables.hat is not None:
+            base = tables.hat[sims.argmax(dim=1)]  # W1_hat z_t_hat + b1
+        else:
+            base = tables.bias.expand(z_v.shape[0], -1)
+        if tables.alpha is not None:
+            if tables.score_keys is None:
+                scores = sims * tables.score_scale
+            else:
+                scores = z_v @ tables.score_keys.T  # (B, h K)
+            scores = scores.reshape(z_v.shape[0] * self.n_heads, -1)
+            base = base + softmax_times_table(scores, tables.alpha, self.n_heads)
+        return torch.addmm(base, z_v, self._first_layer_blocks()["image"].T)
 
 
-def failure_weight(y_correct: torch.Tensor, mode: str | float | None) -> torch.Tensor:
+def failure_weight(
+    y_correct: torch.Tensor,
+    mode: str | float | None,
+    sample_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Weight of the failures of a mini-batch in the ViLU loss.
 
     ``"adaptive"`` is the paper's ``w = log(1 + acc / (1 - acc)) = -log(1 - acc)``
-    with ``acc`` the accuracy of the VLM on the mini-batch; a number is a fixed
-    weight; ``None`` means 1. A batch without failures gets weight 0 (it is
-    unused), never inf; a batch without successes gets ``-log(1) = 0``.
+    with ``acc`` the accuracy of the VLM on the mini-batch, weighted by
+    ``sample_weight`` when given; a number is a fixed weight; ``None`` means 1.
+    A batch without failures gets weight 0 (it is unused), never inf; a batch
+    without successes gets ``-log(1) = 0``.
 
     Examples
     --------
@@ -297,11 +594,18 @@ def failure_weight(y_correct: torch.Tensor, mode: str | float | None) -> torch.T
     1.3863
     >>> float(failure_weight(torch.ones(4), "adaptive"))
     0.0
+    >>> y, sw = torch.tensor([1.0, 0.0]), torch.tensor([3.0, 1.0])
+    >>> round(float(failure_weight(y, "adaptive", sw)), 4)  # weighted acc 0.75
+    1.3863
     """
     if mode is None:
         return torch.ones((), dtype=y_correct.dtype, device=y_correct.device)
     if isinstance(mode, str):
-        acc = y_correct.mean()
+        if sample_weight is None:
+            acc = y_correct.mean()
+        else:
+            sw = sample_weight.to(y_correct.dtype)
+            acc = (sw * y_correct).sum() / sw.sum().clamp_min(1e-12)
         # clamp keeps the log finite; the where() zeroes the unused weight (no sync)
         w = -torch.log1p(-torch.clamp(acc, max=1.0 - 1e-6))
         return torch.where(acc >= 1, torch.zeros_like(w), w)
@@ -317,8 +621,9 @@ def weighted_bce_loss(
 ) -> torch.Tensor:
     """ViLU's weighted binary cross-entropy on the logit of P(correct).
 
-    Successes have weight 1, failures the weight of :func:`failure_weight`;
-    optional per-sample weights multiply both. The mean is taken over the batch.
+    Successes have weight 1, failures the weight of :func:`failure_weight`
+    (whose adaptive accuracy is weighted by ``sample_weight``); optional
+    per-sample weights multiply both. The mean is taken over the batch.
 
     Examples
     --------
@@ -330,9 +635,11 @@ def weighted_bce_loss(
     0.6931
     """
     y_correct = y_correct.to(logits.dtype)
-    w_fail = failure_weight(y_correct, failure_weight_mode).to(logits.dtype)
-    weights = y_correct + (1 - y_correct) * w_fail
     if sample_weight is not None:
-        weights = weights * sample_weight.to(logits.dtype)
+        sample_weight = sample_weight.to(logits.dtype)
+    w_fail = failure_weight(y_correct, failure_weight_mode, sample_weight)
+    weights = y_correct + (1 - y_correct) * w_fail.to(logits.dtype)
+    if sample_weight is not None:
+        weights = weights * sample_weight
     losses = F.binary_cross_entropy_with_logits(logits, y_correct, reduction="none")
     return (weights * losses).mean()

@@ -23,6 +23,7 @@ from ._modules import weighted_bce_loss
 
 __all__ = [
     "OPTIMIZERS",
+    "FreezeProjections",
     "ValidAUROC",
     "ViLUNet",
     "autocast",
@@ -105,6 +106,22 @@ def early_stopping_callbacks(
     )
     callbacks.append(("early_stopping", stopper))
     return callbacks
+
+
+class FreezeProjections(Callback):
+    """Bypass the attention projections during the first ``n_epochs`` epochs.
+
+    Counted in epochs, so the freeze is the same share of training whatever the
+    number of rows; the module's projections are identity-initialised, so
+    unfreezing does not change the function.
+    """
+
+    def __init__(self, n_epochs: int) -> None:
+        self.n_epochs = n_epochs
+
+    def on_epoch_begin(self, net: Any, **kwargs: Any) -> None:
+        # skorch has appended this epoch's history row: len() is its number
+        net.module_.projections_frozen = len(net.history) <= self.n_epochs
 
 
 class ValidAUROC(Callback):

@@ -23,9 +23,10 @@ from ._constraints import (
     positive_real,
 )
 from ._data import BatchLoader, EmbeddingDataset, IndexSplit
-from ._modules import EncodedCandidates, ViLUModule
+from ._modules import CandidateTables, EncodedCandidates, ViLUModule
 from ._net import (
     OPTIMIZERS,
+    FreezeProjections,
     ValidAUROC,
     ViLUNet,
     autocast,
@@ -77,9 +78,11 @@ class ViLUClassifier(BaseFailurePredictor):
 
     In caption mode (``mode="caption"``) ``X_txt`` has one caption per image,
     paired row by row, and the candidates of an image are the captions of its
-    group: during training the mini-batch, during prediction consecutive groups of
-    ``caption_group_size`` rows. ``y_correct`` is then computed (the image's own
-    caption is the most similar of its group) and must not be given: call
+    group: during training the mini-batch (``batch_size`` captions), during
+    validation (early stopping) and prediction consecutive groups of
+    ``caption_group_size`` rows; ``fit`` warns when the two sizes differ.
+    ``y_correct`` is then computed (the image's own caption is the most similar
+    of its group) and must not be given: call
     ``fit(X_img, X_txt)``; ``GridSearchCV(...).fit(X_img, X_txt)`` slices images
     and captions together.
 
@@ -96,9 +99,9 @@ class ViLUClassifier(BaseFailurePredictor):
     mode : {"classification", "caption"}, default="classification"
         Shared class prompts (classification) or per-image captions (caption).
     caption_group_size : int, default=1024
-        Caption mode: number of candidate captions per group at prediction time
-        (the ViLU paper evaluates with 1024). Consecutive rows form a group; the
-        last group may be smaller.
+        Caption mode: number of candidate captions per group at validation and
+        prediction time (the ViLU paper evaluates with 1024). Consecutive rows
+        form a group; the last group may be smaller.
     logit_scale : float, default=100.0
         CLIP's temperature (100 for OpenAI CLIP), used by the ``"reference"``
         attention as ``softmax(logit_scale * cos)``.
@@ -111,9 +114,11 @@ class ViLUClassifier(BaseFailurePredictor):
         ``W_Q, W_K, W_V`` with ``1/sqrt(d)`` scaling and ``n_heads`` heads.
     n_heads : int, default=1
         Heads of the ``"paper"`` attention.
-    n_iter_freeze_proj : int, default=1000
-        Training iterations during which the attention projections are kept at
-        identity (bypassed), as in the reference CIFAR-10 recipe.
+    freeze_proj_epochs : int, default=3
+        Training epochs during which the attention projections are kept at
+        identity (bypassed); counted in epochs like ``n_iter_no_change``, so it
+        means the same share of training on 1k and on 1M rows. The reference
+        CIFAR-10 recipe freezes for 1000 iterations of 128, about 2.6 epochs.
     keep_frozen : bool, default=False
         Keep the projections at identity throughout (parameter-free attention
         ``z_t_alpha = sum_k softmax(logit_scale * cos)_k z_t_k``).
@@ -150,9 +155,10 @@ class ViLUClassifier(BaseFailurePredictor):
     max_epochs : int, default=60
         Maximum number of epochs.
     batch_size : int, default=128
-        Training mini-batch size (in caption mode also the number of candidate
-        captions per training step; consider the evaluation's
-        ``caption_group_size``).
+        Training mini-batch size; a last partial batch is dropped (as in the
+        reference), so every step's adaptive failure weight sees a full batch.
+        In caption mode also the number of candidate captions per training step:
+        ``fit`` warns when it differs from ``caption_group_size``.
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the training data, stop when the
         validation score has not improved by ``tol`` (relative) for
@@ -199,7 +205,8 @@ class ViLUClassifier(BaseFailurePredictor):
     history_ : skorch.History
         Per-epoch training (and validation) losses.
     n_epochs_ : int
-        Epochs run.
+        Epochs completed (an epoch cut short, e.g. by an interrupt, is not
+        counted).
     best_epoch_ : int
         Epoch whose weights were kept (the last one without early stopping).
     device_ : torch.device
@@ -241,7 +248,7 @@ class ViLUClassifier(BaseFailurePredictor):
         "normalize": ["boolean"],
         "attention": [StrOptions({"reference", "paper"})],
         "n_heads": [positive_int()],
-        "n_iter_freeze_proj": [NumberInterval(Integral, 0, None, closed="left")],
+        "freeze_proj_epochs": [NumberInterval(Integral, 0, None, closed="left")],
         "keep_frozen": ["boolean"],
         "use_attention": ["boolean"],
         "use_predicted_text": ["boolean"],
@@ -284,7 +291,7 @@ class ViLUClassifier(BaseFailurePredictor):
         normalize: bool = True,
         attention: str = "reference",
         n_heads: int = 1,
-        n_iter_freeze_proj: int = 1000,
+        freeze_proj_epochs: int = 3,
         keep_frozen: bool = False,
         use_attention: bool = True,
         use_predicted_text: bool = True,
@@ -319,7 +326,7 @@ class ViLUClassifier(BaseFailurePredictor):
         self.normalize = normalize
         self.attention = attention
         self.n_heads = n_heads
-        self.n_iter_freeze_proj = n_iter_freeze_proj
+        self.freeze_proj_epochs = freeze_proj_epochs
         self.keep_frozen = keep_frozen
         self.use_attention = use_attention
         self.use_predicted_text = use_predicted_text
@@ -371,6 +378,7 @@ class ViLUClassifier(BaseFailurePredictor):
             check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         )
         n_samples, n_features = inputs.X_img.shape
+        self._warn_caption_group_mismatch()
         early = self._early_stopping_enabled(n_samples)
         net = self._build_net(n_features, early=early, seed=seed)
         dataset = EmbeddingDataset(
@@ -384,6 +392,18 @@ class ViLUClassifier(BaseFailurePredictor):
             net, dataset, candidates=texts, seed=seed, dtype=_DTYPES[self.dtype]
         )
         self._set_fitted_attributes(net, inputs, early=early)
+
+    def _warn_caption_group_mismatch(self) -> None:
+        if self.mode == "caption" and self.batch_size != self.caption_group_size:
+            warnings.warn(
+                f"Caption mode trains with batch_size={self.batch_size} candidate "
+                f"captions per step but validates and predicts with "
+                f"caption_group_size={self.caption_group_size}: retrieval among more "
+                "candidates is a harder task. Set them equal to train on the task "
+                "that is evaluated.",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def _early_stopping_enabled(self, n_samples: int) -> bool:
         """Early stopping, unless the validation split would be too small."""
@@ -414,7 +434,7 @@ class ViLUClassifier(BaseFailurePredictor):
             hidden_layer_sizes=tuple(int(w) for w in self.hidden_layer_sizes),
             activation=self.activation,
             dropout=float(self.dropout),
-            n_iter_freeze_proj=int(self.n_iter_freeze_proj),
+            projections_frozen=int(self.freeze_proj_epochs) > 0,
             keep_frozen=bool(self.keep_frozen),
             normalize=bool(self.normalize),
         )
@@ -422,6 +442,7 @@ class ViLUClassifier(BaseFailurePredictor):
     def _callbacks(self, *, early: bool) -> list[tuple[str, Any]]:
         """LR schedule, plus the early-stopping callbacks when ``early``."""
         callbacks: list[tuple[str, Any]] = [
+            ("freeze_projections", FreezeProjections(int(self.freeze_proj_epochs))),
             (
                 "lr_scheduler",
                 lr_scheduler(
@@ -429,7 +450,7 @@ class ViLUClassifier(BaseFailurePredictor):
                     warmup_epochs=int(self.warmup_epochs),
                     max_epochs=int(self.max_epochs),
                 ),
-            )
+            ),
         ]
         if early:
             callbacks += early_stopping_callbacks(
@@ -447,16 +468,22 @@ class ViLUClassifier(BaseFailurePredictor):
         return kwargs
 
     def _iterator_kwargs(self, *, seed: int) -> dict[str, Any]:
-        """Batching: shuffled training batches, all cast to ``dtype``."""
+        """Batching: shuffled full training batches, all cast to ``dtype``.
+
+        Caption mode validates on groups of ``caption_group_size``, as it predicts.
+        """
         dtype = _DTYPES[self.dtype]
         return {
             "iterator_train": BatchLoader,
             "iterator_train__shuffle": True,
-            "iterator_train__drop_last": self.mode == "caption",
+            "iterator_train__drop_last": True,
             "iterator_train__seed": seed,
             "iterator_train__dtype": dtype,
             "iterator_valid": BatchLoader,
             "iterator_valid__dtype": dtype,
+            "iterator_valid__batch_size": int(
+                self.caption_group_size if self.mode == "caption" else self.batch_size
+            ),
         }
 
     def _build_net(self, n_features: int, *, early: bool, seed: int) -> ViLUNet:
@@ -485,7 +512,7 @@ class ViLUClassifier(BaseFailurePredictor):
     ) -> None:
         self.net_ = net
         self.history_ = net.history
-        self.n_epochs_ = len(net.history)
+        self.n_epochs_ = sum("train_loss" in row for row in net.history)
         self.best_epoch_ = self.n_epochs_
         if early:
             self.best_epoch_ = int(dict(net.callbacks_)["early_stopping"].best_epoch_)
@@ -513,16 +540,18 @@ class ViLUClassifier(BaseFailurePredictor):
 
     def _encoded(
         self, texts: np.ndarray, *, cache_key: str | None
-    ) -> EncodedCandidates:
-        """Project candidate texts once; the fitted text set is cached."""
+    ) -> EncodedCandidates | CandidateTables:
+        """Prepare candidate texts once; the fitted text set is cached."""
         cache = self.__dict__.setdefault("_cache", {})
-        if cache_key is not None and cache_key in cache:
-            enc: EncodedCandidates = cache[cache_key]
-            return enc
         module = self._module()
+        if cache_key is not None:  # the fast and dense paths prepare differently
+            cache_key = f"{cache_key}:{'fast' if module.fast_inference else 'dense'}"
+        if cache_key is not None and cache_key in cache:
+            enc: EncodedCandidates | CandidateTables = cache[cache_key]
+            return enc
         param = next(module.parameters())
         with torch.inference_mode():
-            enc = module.encode_candidates(
+            enc = module.prepare_candidates(
                 torch.as_tensor(np.asarray(texts), dtype=param.dtype).to(param.device)
             )
         if cache_key is not None:
@@ -599,7 +628,7 @@ class ViLUClassifier(BaseFailurePredictor):
                     np.asarray(X_img[start : start + rows], dtype=np_dtype),
                     device=device,
                 )
-                out[start : start + rows] = module(img, enc).float().cpu().numpy()
+                out[start : start + rows] = module(img, enc).double().cpu().numpy()
         return out
 
     def _group_scores(self, X_img: np.ndarray, captions: np.ndarray) -> np.ndarray:
@@ -607,7 +636,7 @@ class ViLUClassifier(BaseFailurePredictor):
         img = torch.as_tensor(np.asarray(X_img, dtype=np_dtype), device=device)
         txt = torch.as_tensor(np.asarray(captions, dtype=np_dtype), device=device)
         with torch.inference_mode(), self._autocast(device):
-            scores: np.ndarray = module(img, txt).float().cpu().numpy()
+            scores: np.ndarray = module(img, txt).double().cpu().numpy()
         return scores
 
     def _autocast(self, device: torch.device) -> Any:

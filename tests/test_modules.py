@@ -1,0 +1,280 @@
+"""Tests of the torch modules: fast exact inference, autocast, freezing, loss."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vilu_sklearn._modules import (
+    CandidateTables,
+    ViLUModule,
+    failure_weight,
+    softmax_times_table,
+    weighted_bce_loss,
+)
+
+TOL = {torch.float32: 1e-5, torch.float64: 1e-12}
+
+
+def _trained_like(module: ViLUModule, scale: float = 0.3) -> ViLUModule:
+    """Move the projections away from the identity, as training does."""
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for proj in (module.q_proj, module.k_proj, module.v_proj):
+            if proj is not None:
+                noise = torch.randn(proj.weight.shape, generator=gen)
+                proj.weight.add_(scale * noise.to(proj.weight.dtype))
+    return module.eval()
+
+
+def _fast_and_dense(module, img, txt, **kw):
+    with torch.inference_mode():
+        module.fast_inference = True
+        fast = module(img, txt, **kw)
+        module.fast_inference = False
+        dense = module(img, txt, **kw)
+        module.fast_inference = True
+    return fast, dense
+
+
+# ------------------------------------------------------------ fast == dense
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    "attention, n_heads, frozen",
+    [
+        ("reference", 1, False),
+        ("reference", 1, True),
+        ("paper", 1, False),
+        ("paper", 4, False),
+        ("paper", 4, True),
+    ],
+)
+@pytest.mark.parametrize("features", [(True, True), (True, False), (False, True)])
+def test_fast_inference_equals_dense(dtype, attention, n_heads, frozen, features):
+    torch.manual_seed(0)
+    module = ViLUModule(
+        32,
+        attention=attention,
+        n_heads=n_heads,
+        keep_frozen=frozen,
+        use_attention=features[0],
+        use_predicted_text=features[1],
+        hidden_layer_sizes=(24, 8),
+    ).to(dtype)
+    _trained_like(module)
+    img, txt = torch.randn(40, 32, dtype=dtype), torch.randn(70, 32, dtype=dtype)
+    fast, dense = _fast_and_dense(module, img, txt)
+    torch.testing.assert_close(fast, dense, rtol=0, atol=TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fast_inference_peaked_scores_take_the_sparse_path(dtype, monkeypatch):
+    """Images near their class text: few candidates within the margin."""
+    torch.manual_seed(0)
+    module = _trained_like(ViLUModule(32, hidden_layer_sizes=(16,)).to(dtype), 0.05)
+    txt = torch.randn(300, 32, dtype=dtype)
+    img = txt[torch.randint(0, 300, (64,))] + 0.05 * torch.randn(64, 32, dtype=dtype)
+    bags = []
+    real = torch.nn.functional.embedding_bag
+    monkeypatch.setattr(
+        torch.nn.functional,
+        "embedding_bag",
+        lambda *a, **k: bags.append(1) or real(*a, **k),
+    )
+    fast, dense = _fast_and_dense(module, img, txt)
+    assert bags, "the truncated (embedding bag) path was not taken"
+    torch.testing.assert_close(fast, dense, rtol=0, atol=TOL[dtype])
+
+
+def test_fast_inference_caption_mode_and_correctness():
+    torch.manual_seed(0)
+    module = _trained_like(ViLUModule(16, hidden_layer_sizes=(8,)))
+    img = torch.randn(30, 16)
+    cap = img + 0.8 * torch.randn(30, 16)
+    (f_logit, f_ok), (d_logit, d_ok) = _fast_and_dense(
+        module, img, cap, return_correct=True
+    )
+    torch.testing.assert_close(f_logit, d_logit, rtol=0, atol=1e-5)
+    assert torch.equal(f_ok, d_ok) and 0 < f_ok.sum() < 30
+
+
+def test_tables_are_reusable_and_identity_projections_share_the_similarities():
+    module = ViLUModule(16, hidden_layer_sizes=(8,)).eval()  # identity at init
+    txt = torch.randn(12, 16)
+    tables = module.tabulate(txt)
+    assert isinstance(tables, CandidateTables)
+    assert tables.score_keys is None  # scores = logit_scale * similarities
+    assert tables.alpha is not None and tables.alpha.shape == (12, 8)
+    img = torch.randn(5, 16)
+    with torch.inference_mode():
+        torch.testing.assert_close(module(img, tables), module(img, txt))
+    _trained_like(module)
+    assert module.tabulate(txt).score_keys is not None
+
+
+def test_training_and_gradients_use_the_dense_path():
+    module = _trained_like(ViLUModule(8, hidden_layer_sizes=(4,))).train()
+    calls = []
+    module.tabulate = lambda t: calls.append(1)  # type: ignore[method-assign]
+    module(torch.randn(3, 8), torch.randn(4, 8)).sum().backward()
+    module.eval()
+    module(torch.randn(3, 8), torch.randn(4, 8))  # grad enabled: dense
+    assert not calls
+    assert module.q_proj is not None and module.q_proj.weight.grad is not None
+
+
+# ------------------------------------------------------ truncated softmax
+def _dense_reference(scores, table, n_heads=1):
+    B = scores.shape[0] // n_heads
+    w = torch.softmax(scores.double(), dim=1).reshape(B, -1)
+    return w @ table.double()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    "profile", ["flat", "ties", "one_candidate", "two_candidates", "peaked", "cliff"]
+)
+def test_softmax_times_table_adversarial_profiles(dtype, profile):
+    gen = torch.Generator().manual_seed(0)
+    K = {"one_candidate": 1, "two_candidates": 2}.get(profile, 200)
+    scores = torch.randn(16, K, generator=gen, dtype=dtype)
+    if profile == "flat":
+        scores = torch.zeros(16, K, dtype=dtype)
+    elif profile == "ties":  # several exact ties at the top, the rest far below
+        scores = -1000.0 * torch.rand(16, K, generator=gen, dtype=dtype)
+        scores[:, :5] = 3.0
+    elif profile == "peaked":
+        scores = 100.0 * scores
+    elif profile == "cliff":  # just inside and just outside the margin
+        margin = math.log(K / torch.finfo(dtype).eps)
+        scores = torch.full((16, K), -margin - 1.0, dtype=dtype)
+        scores[:, 0] = 0.0
+        scores[:, 1] = -margin + 1e-3
+    table = torch.randn(K, 8, generator=gen, dtype=dtype)
+    got = softmax_times_table(scores, table)
+    expected = _dense_reference(scores, table)
+    eps = torch.finfo(dtype).eps
+    np.testing.assert_allclose(got.double(), expected, rtol=0, atol=16 * eps)
+
+
+def test_softmax_times_table_float64_keeps_what_float32_may_drop():
+    # exp(-25) = 1.4e-11: below float32's eps, far above float64's
+    scores = torch.tensor([[0.0, -25.0] + [-1e4] * 98], dtype=torch.float64)
+    table = torch.zeros(100, 1, dtype=torch.float64)
+    table[1] = 1e6
+    got = softmax_times_table(scores, table)
+    assert float(got) == pytest.approx(1e6 * math.exp(-25), rel=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    K=st.integers(1, 60),
+    n_heads=st.sampled_from([1, 2, 3]),
+    scale=st.floats(0.0, 300.0),
+    seed=st.integers(0, 2**16),
+)
+def test_softmax_times_table_property(K, n_heads, scale, seed):
+    gen = torch.Generator().manual_seed(seed)
+    B = 7
+    scores = scale * torch.randn(B * n_heads, K, generator=gen)
+    table = torch.randn(n_heads * K, 5, generator=gen)
+    got = softmax_times_table(scores, table, n_heads)
+    expected = _dense_reference(scores, table, n_heads)
+    bound = n_heads * 16 * torch.finfo(torch.float32).eps * table.abs().max()
+    assert (got.double() - expected).abs().max() <= bound
+
+
+# ----------------------------------------------------------------- autocast
+def _first_layer_inputs(module, img, txt):
+    seen = []
+    hook = module.mlp[0].register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    try:
+        module(img, txt)
+    finally:
+        hook.remove()
+    return seen[0]
+
+
+def test_autocast_keeps_similarities_prediction_and_logit_in_fp32():
+    """bf16 autocast on CPU: the predicted text and the logit stay float32."""
+    torch.manual_seed(0)
+    d, K = 64, 512
+    module = ViLUModule(d, hidden_layer_sizes=(32,), fast_inference=False).eval()
+    base = torch.randn(1, d)
+    txt = base + 1e-3 * torch.randn(K, d)  # near-ties that bf16 cannot separate
+    img = base + 1e-3 * torch.randn(200, d)
+    with torch.no_grad():
+        ref = _first_layer_inputs(module, img, txt)
+        ref_logits = module(img, txt)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = _first_layer_inputs(module, img, txt)
+            logits = module(img, txt)
+            _, ok = module(img[:K], txt[: len(img)], return_correct=True)
+        _, ref_ok = module(img[:K], txt[: len(img)], return_correct=True)
+    assert torch.equal(got[:, -d:].float(), ref[:, -d:])  # z_t_hat
+    assert logits.dtype == torch.float32
+    assert torch.equal(ok, ref_ok)
+    # a bf16 output layer would leave at most a few hundred distinct values
+    assert len(torch.unique(logits)) >= 0.9 * len(torch.unique(ref_logits))
+
+
+def test_fast_path_under_autocast_keeps_the_prediction():
+    torch.manual_seed(0)
+    module = _trained_like(ViLUModule(16, hidden_layer_sizes=(8,)))
+    img, txt = torch.randn(50, 16), torch.randn(40, 16)
+    with torch.inference_mode():
+        ref = module(img, txt)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = module(img, txt)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, ref, rtol=0, atol=0.1)
+
+
+# ------------------------------------------------------------------ freezing
+@pytest.mark.parametrize("attention, n_heads", [("reference", 1), ("paper", 2)])
+def test_unfreezing_is_continuous(attention, n_heads):
+    """Bypassed (frozen) and active projections are the same function at init."""
+    torch.manual_seed(0)
+    module = ViLUModule(
+        16, attention=attention, n_heads=n_heads, hidden_layer_sizes=(8,)
+    )
+    module.fast_inference = False
+    img, txt = torch.randn(10, 16), torch.randn(6, 16)
+    z_v = torch.nn.functional.normalize(img, dim=-1)
+    outputs = []
+    for frozen in (True, False):
+        module.projections_frozen = frozen
+        enc = module.encode_candidates(txt)
+        sims = z_v @ enc.texts.T
+        outputs.append(module._attend(z_v, enc, sims))
+    cos = torch.nn.functional.cosine_similarity(outputs[0], outputs[1], dim=1)
+    assert cos.min() > 1 - 1e-6
+
+
+def test_frozen_projections_get_no_gradient():
+    module = ViLUModule(
+        8, attention="paper", hidden_layer_sizes=(4,), projections_frozen=True
+    )
+    module(torch.randn(3, 8), torch.randn(4, 8)).sum().backward()
+    for proj in (module.q_proj, module.k_proj, module.v_proj):
+        assert proj is not None and proj.weight.grad is None
+    module.projections_frozen = False
+    module(torch.randn(3, 8), torch.randn(4, 8)).sum().backward()
+    assert module.q_proj is not None and module.q_proj.weight.grad is not None
+
+
+# ---------------------------------------------------------------------- loss
+def test_adaptive_failure_weight_uses_sample_weight():
+    y = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    sw = torch.tensor([3.0, 3.0, 1.0, 1.0])  # weighted accuracy 0.75
+    assert float(failure_weight(y, "adaptive", sw)) == pytest.approx(math.log(4))
+    assert float(failure_weight(y, "adaptive")) == pytest.approx(math.log(2))
+    logits = torch.zeros(4)
+    loss = weighted_bce_loss(logits, y, sample_weight=sw)
+    expected = (3 + 3 + math.log(4) * 2) * math.log(2) / 4
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
