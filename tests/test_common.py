@@ -23,6 +23,7 @@ _FAST = dict(
     optimizer="adamw",
     lr=1e-2,
     warmup_epochs=0,
+    batch_size=64,
     early_stopping=False,
     dtype="float64",
     device="cpu",
@@ -95,9 +96,13 @@ class _TrustScore(_GeneratedTexts, bl.TrustScore):
 
 
 ESTIMATORS = [
-    ViLUClassifier(use_attention=False, use_predicted_text=False, **_FAST),
+    ViLUClassifier(
+        use_attention=False, use_predicted_text=False, posterior_head=False, **_FAST
+    ),
     _ViLUWithGeneratedTexts(**_FAST),
-    _ViLUWithGeneratedTexts(attention="paper", n_heads=1, **_FAST),
+    _ViLUWithGeneratedTexts(
+        attention="paper", n_heads=1, posterior_head=False, **_FAST
+    ),
     _MSP(logit_scale=10.0),
     _Entropy(logit_scale=10.0),
     _Doctor(logit_scale=10.0),
@@ -155,7 +160,28 @@ BASELINE_EXPECTED_FAILED_CHECKS: dict[type, dict[str, str]] = {
 }
 
 
+# the default head with the posterior head, on the checks' generated texts
+_POSTERIOR_ON_RANDOM_TEXTS = (
+    "the checks' labels are unrelated to the generated candidate texts, so the "
+    "posterior head's prior (the logit of the VLM's softmax, informative on real "
+    "data by construction) is noise here, and 80 steps on 300 rows do not unlearn "
+    "it; the same checks pass with posterior_head=False (the paper-attention "
+    "variant above)"
+)
+POSTERIOR_EXPECTED_FAILED_CHECKS: dict[str, str] = {
+    **EXPECTED_FAILED_CHECKS,
+    **dict.fromkeys(
+        [c for c in _PREDICT_CONSISTENCY if c != "check_classifiers_classes"],
+        _POSTERIOR_ON_RANDOM_TEXTS,
+    ),
+}
+
+
 def _expected_failed_checks(estimator):
+    if isinstance(estimator, _GeneratedTexts) and getattr(
+        estimator, "posterior_head", False
+    ):
+        return POSTERIOR_EXPECTED_FAILED_CHECKS
     if isinstance(estimator, ViLUClassifier):
         return EXPECTED_FAILED_CHECKS
     for cls, checks in BASELINE_EXPECTED_FAILED_CHECKS.items():

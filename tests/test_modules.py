@@ -278,3 +278,69 @@ def test_adaptive_failure_weight_uses_sample_weight():
     loss = weighted_bce_loss(logits, y, sample_weight=sw)
     expected = (3 + 3 + math.log(4) * 2) * math.log(2) / 4
     assert float(loss) == pytest.approx(expected, rel=1e-6)
+
+
+# ----------------------------------------------------------- posterior head
+def _posterior_trained_like(module: ViLUModule) -> ViLUModule:
+    gen = torch.Generator().manual_seed(2)
+    assert module.posterior is not None
+    with torch.no_grad():
+        for p in module.posterior.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=gen).to(p.dtype))
+    return _trained_like(module)
+
+
+def test_posterior_head_starts_as_the_logit_of_msp():
+    torch.manual_seed(0)
+    img, txt = torch.randn(64, 16, dtype=torch.float64), torch.randn(7, 16)
+    txt = txt.double()
+    module = ViLUModule(16, hidden_layer_sizes=(8,), posterior_head=True)
+    module.logit_scale = module.posterior.logit_scale = 20.0
+    assert float(module.posterior.log_tau) == 0.0  # tau = 1
+    module = module.double().eval()
+    z_v = torch.nn.functional.normalize(img, dim=1)
+    t = torch.nn.functional.normalize(txt, dim=1)
+    sims = z_v @ t.T
+    got = module._posterior_logit(z_v, sims, module.encode_candidates(txt))
+    p = torch.softmax(20.0 * sims, dim=1).max(dim=1).values
+    torch.testing.assert_close(got, torch.log(p) - torch.log1p(-p))
+
+
+def test_posterior_head_adds_to_the_mlp_logit():
+    torch.manual_seed(0)
+    img, txt = torch.randn(32, 16), torch.randn(5, 16)
+    with_head = _posterior_trained_like(
+        ViLUModule(16, hidden_layer_sizes=(8,), posterior_head=True)
+    )
+    without = ViLUModule(16, hidden_layer_sizes=(8,)).eval()
+    without.load_state_dict(
+        {k: v for k, v in with_head.state_dict().items() if "posterior" not in k}
+    )
+    with torch.no_grad():
+        z_v = torch.nn.functional.normalize(img, dim=1)
+        t = torch.nn.functional.normalize(txt, dim=1)
+        extra = with_head.posterior(z_v, t, z_v @ t.T)
+        torch.testing.assert_close(with_head(img, txt), without(img, txt) + extra)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("K", [1, 2, 50])
+def test_posterior_head_fast_path_equals_dense(dtype, K):
+    torch.manual_seed(0)
+    module = ViLUModule(16, hidden_layer_sizes=(8,), posterior_head=True)
+    module = _posterior_trained_like(module.to(dtype))
+    img, txt = torch.randn(40, 16, dtype=dtype), torch.randn(K, 16, dtype=dtype)
+    fast, dense = _fast_and_dense(module, img, txt)
+    assert torch.isfinite(fast).all()
+    torch.testing.assert_close(fast, dense, atol=100 * TOL[dtype], rtol=0)
+
+
+def test_posterior_head_in_caption_mode_and_gradients():
+    torch.manual_seed(0)
+    module = ViLUModule(16, hidden_layer_sizes=(8,), posterior_head=True).train()
+    img, cap = torch.randn(12, 16), torch.randn(12, 16)
+    logits, correct = module(img, cap, return_correct=True)
+    logits.sum().backward()
+    assert module.posterior.img.weight.grad is not None
+    assert float(module.posterior.img.weight.grad.abs().sum()) > 0
+    assert logits.shape == correct.shape == (12,)

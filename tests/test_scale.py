@@ -129,7 +129,8 @@ X = np.load(tmp + "/img.npy", mmap_mode="r")[:n]
 y = np.load(tmp + "/y.npy")[:n]
 T = np.load(tmp + "/texts.npy")
 assert isinstance(X, np.memmap)
-kw = dict(hidden_layer_sizes=(8,), use_attention=False, batch_size=1024,
+kw = dict(hidden_layer_sizes=(8,), use_attention=False, posterior_head=False,
+          batch_size=1024,
           predict_batch_size=1024, max_epochs=1, device="cpu",
           random_state=0)
 # warm-up on a small in-memory array: torch, thread pools, allocator
@@ -172,6 +173,7 @@ tmp, n = {tmp!r}, {n}
 X = np.load(tmp + "/img.npy", mmap_mode="r")[:n]
 C = np.load(tmp + "/txt.npy", mmap_mode="r")[:n]
 kw = dict(mode="caption", hidden_layer_sizes=(8,), use_attention=False,
+          posterior_head=False,
           batch_size=128, caption_group_size=128, max_epochs=1,
           early_stopping=False, device="cpu", random_state=0)
 ViLUClassifier(**kw).fit(np.asarray(X[:2048]), np.asarray(C[:2048]))

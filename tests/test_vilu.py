@@ -225,6 +225,7 @@ def test_early_stopping_restores_best_epoch(toy, metric):
     X_img, X_txt, _, y = toy
     clf = ViLUClassifier(
         **{**FAST, "max_epochs": 40, "lr": 3e-2, "n_iter_no_change": 3},
+        early_stopping=True,
         early_stopping_metric=metric,
         tol=0.0,
     ).fit(X_img, X_txt, y)
@@ -244,7 +245,8 @@ def test_valid_auroc_matches_sklearn_on_the_validation_split(toy):
     from vilu_sklearn._data import EmbeddingDataset, IndexSplit
 
     X_img, X_txt, _, y = toy
-    clf = ViLUClassifier(**{**FAST, "max_epochs": 1}).fit(X_img, X_txt, y)
+    clf = ViLUClassifier(**{**FAST, "max_epochs": 1, "early_stopping": True})
+    clf.fit(X_img, X_txt, y)
     seed = int(np.random.RandomState(0).randint(np.iinfo(np.int32).max))
     _, valid = IndexSplit(0.1, seed)(EmbeddingDataset(X_img, y=y))
     rows = valid.indices
@@ -262,7 +264,8 @@ def test_no_early_stopping_runs_all_epochs(toy):
 
 def test_verbose_prints_one_line_per_epoch(toy, capsys):
     X_img, X_txt, _, y = toy
-    ViLUClassifier(**{**FAST, "max_epochs": 3, "verbose": 1}).fit(X_img, X_txt, y)
+    params = {**FAST, "max_epochs": 3, "verbose": 1, "early_stopping": True}
+    ViLUClassifier(**params).fit(X_img, X_txt, y)
     out = capsys.readouterr().out
     assert "train_loss" in out and "valid_loss" in out
     assert (
@@ -672,3 +675,81 @@ def test_float64_model_scores_keep_float64_precision(toy):
         texts = torch.as_tensor(clf.text_embeddings_, dtype=torch.float64)
         expected = module(torch.as_tensor(X_img), texts).numpy()
     np.testing.assert_array_equal(clf.decision_function(X_img), expected)
+
+
+# ------------------------------------------- weight averaging, paper recipe
+class _Trajectory(net_mod.Callback):
+    """Records the initial parameters and those after every training step."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.start = [p.detach().clone() for p in net.module_.parameters()]
+        self.steps = []
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training:
+            self.steps.append([p.detach().clone() for p in net.module_.parameters()])
+
+
+def _record(monkeypatch):
+    recorder = _Trajectory()
+    original = ViLUClassifier._callbacks
+    monkeypatch.setattr(
+        ViLUClassifier,
+        "_callbacks",
+        lambda self, *, early: [("trajectory", recorder), *original(self, early=early)],
+    )
+    return recorder
+
+
+def test_weight_averaging_is_the_ema_of_the_trajectory(toy, monkeypatch):
+    X_img, X_txt, _, y = toy
+    recorder = _record(monkeypatch)
+    params = {**FAST, "max_epochs": 3, "batch_size": 64, "dtype": "float64"}
+    clf = ViLUClassifier(**params, weight_averaging_epochs=2.0).fit(X_img, X_txt, y)
+    steps_per_epoch = len(X_img) // 64
+    assert len(recorder.steps) == 3 * steps_per_epoch
+    # time constant of 2 epochs of steps, warm-up decay (1 + t) / (10 + t) first
+    decay = 1 - 1 / (2.0 * steps_per_epoch)
+    avg = recorder.start
+    for t, params_t in enumerate(recorder.steps):
+        w = 1 - min(decay, (1 + t) / (10 + t))
+        avg = [a + w * (p - a) for a, p in zip(avg, params_t, strict=True)]
+    final = [p.detach() for p in clf.net_.module_.parameters()]
+    for f, a in zip(final, avg, strict=True):
+        torch.testing.assert_close(f, a, rtol=1e-10, atol=1e-12)
+    assert any(
+        not torch.allclose(f, p) for f, p in zip(final, recorder.steps[-1], strict=True)
+    )
+
+
+def test_weight_averaging_off_keeps_the_last_weights(toy, monkeypatch):
+    X_img, X_txt, _, y = toy
+    recorder = _record(monkeypatch)
+    clf = ViLUClassifier(**FAST, weight_averaging_epochs=None).fit(X_img, X_txt, y)
+    for f, p in zip(clf.net_.module_.parameters(), recorder.steps[-1], strict=True):
+        torch.testing.assert_close(f.detach(), p)
+
+
+def test_reference_params_give_the_paper_head():
+    from vilu_sklearn import REFERENCE_PARAMS
+
+    X_img, X_txt, _, y = make_toy(n=300)
+    params = {**REFERENCE_PARAMS, "max_epochs": 2, "hidden_layer_sizes": (16,)}
+    clf = ViLUClassifier(**params, random_state=0).fit(X_img, X_txt, y)
+    module = clf.net_.module_
+    assert module.posterior is None
+    assert isinstance(clf.net_.optimizer_, torch.optim.SGD)
+    assert "weight_averaging" not in dict(clf.net_.callbacks_)
+    # the reference forward: MLP([z_v ; softmax(s cos) Z ; Z[argmax]]) and nothing else
+    with torch.no_grad():
+        z = torch.nn.functional.normalize(torch.as_tensor(X_img[:50]).float(), dim=1)
+        t = torch.nn.functional.normalize(torch.as_tensor(X_txt).float(), dim=1)
+        sims = z @ t.T
+        q = module.q_proj(z) if not module.projections_bypassed() else z
+        k = module.k_proj(t) if not module.projections_bypassed() else t
+        att = torch.softmax(module.logit_scale * q @ k.T, dim=1) @ k
+        x = torch.cat([z, att, t[sims.argmax(1)]], dim=1)
+        expected = module.mlp(x).squeeze(-1).numpy()
+    np.testing.assert_allclose(
+        clf.decision_function(X_img[:50], X_txt), expected, rtol=1e-4, atol=1e-5
+    )

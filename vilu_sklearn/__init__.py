@@ -13,7 +13,7 @@ Conventions used throughout the package:
 from ._benchmark import benchmark, default_estimators, format_table
 from ._dask import dask_predict
 from ._version import __version__
-from ._vilu import ViLUClassifier
+from ._vilu import REFERENCE_PARAMS, ViLUClassifier
 from ._zero_shot import (
     caption_correctness,
     correctness,
@@ -23,6 +23,7 @@ from ._zero_shot import (
 )
 
 __all__ = [
+    "REFERENCE_PARAMS",
     "ViLUClassifier",
     "__version__",
     "benchmark",

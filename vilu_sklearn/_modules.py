@@ -104,6 +104,8 @@ class CandidateTables(NamedTuple):
         None without ``use_attention``.
     bias : Tensor of shape (H,)
         First-layer bias (already in ``hat`` when that is present).
+    posterior_keys, posterior_bias : Tensors of shape (K, d) and (K,), or None
+        The :class:`PosteriorHead` folded per candidate (None without it).
     """
 
     texts: torch.Tensor
@@ -112,6 +114,8 @@ class CandidateTables(NamedTuple):
     hat: torch.Tensor | None
     alpha: torch.Tensor | None
     bias: torch.Tensor
+    posterior_keys: torch.Tensor | None = None
+    posterior_bias: torch.Tensor | None = None
 
 
 def softmax_times_table(
@@ -176,6 +180,96 @@ def softmax_times_table(
     per_sample = n_kept.reshape(B, n_heads).sum(dim=1)
     offsets = torch.cumsum(per_sample, 0) - per_sample
     return F.embedding_bag(cols, table, offsets, mode="sum", per_sample_weights=w)
+
+
+class PosteriorHead(nn.Module):
+    """Learned posterior over the candidates, read at the VLM's prediction.
+
+    The VLM's zero-shot logits ``s * cos(z_v, z_t_k)`` are re-tempered and
+    corrected by a learned bilinear term,
+    ``g_k = tau * s * cos(z_v, z_t_k) + (A z_v + b) . (C z_t_k)``, and the head
+    returns ``log p_hat - log(1 - p_hat)`` with ``p_hat = softmax(g)[k_hat]`` the
+    corrected probability of the VLM's own prediction
+    ``k_hat = argmax_k cos(z_v, z_t_k)``. ``tau`` starts at 1, ``A`` and ``b`` at
+    0 and ``C`` at the identity, so at initialisation the head is exactly the
+    logit of MSP (the VLM's maximum softmax probability at ``logit_scale``);
+    training learns which visual neighbourhoods the text prompts misjudge, and
+    can shrink ``tau`` where the VLM's softmax is uninformative (or
+    ``logit_scale`` wrong), so the VLM's own confidence cannot crowd out the
+    learned terms. Its output is added to the MLP's logit.
+
+    Parameters
+    ----------
+    dim : int
+        Embedding dimension d.
+    logit_scale : float
+        Temperature of the VLM's softmax (CLIP's is 100).
+    """
+
+    def __init__(self, dim: int, logit_scale: float) -> None:
+        super().__init__()
+        self.logit_scale = float(logit_scale)
+        self.log_tau = nn.Parameter(torch.zeros(()))
+        self.img = nn.Linear(dim, dim)
+        self.txt = nn.Linear(dim, dim, bias=False)
+        nn.init.zeros_(self.img.weight)
+        nn.init.zeros_(self.img.bias)
+        nn.init.eye_(self.txt.weight)
+
+    def forward(
+        self, z_v: torch.Tensor, texts: torch.Tensor, sims: torch.Tensor
+    ) -> torch.Tensor:
+        """Logit of the corrected probability of the predicted candidate.
+
+        Parameters
+        ----------
+        z_v : Tensor of shape (B, d)
+            Normalised image embeddings.
+        texts : Tensor of shape (K, d)
+            Normalised candidate texts.
+        sims : Tensor of shape (B, K)
+            Cosine similarities ``z_v @ texts.T``.
+        """
+        with _full_precision(z_v.device.type):
+            keys = self.txt(_at_least_fp32(texts))
+            g = self.scale * sims + self.img(_at_least_fp32(z_v)) @ keys.T
+        return predicted_logit(g, sims)
+
+    @property
+    def scale(self) -> torch.Tensor:
+        """``tau * logit_scale``: the temperature of the VLM's logits in ``g``."""
+        return self.log_tau.exp() * self.logit_scale
+
+    @torch.no_grad()
+    def tabulate(self, texts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fold the head into per-candidate keys and biases, once per set.
+
+        ``(A z + b) . (C t_k) = z . (A^T C t_k) + b . (C t_k)``: returns the
+        (K, d) keys ``C t_k A`` and the (K,) biases ``b . C t_k``.
+        """
+        with _full_precision(texts.device.type):
+            ct = self.txt(_at_least_fp32(texts))
+            return ct @ self.img.weight, ct @ self.img.bias
+
+
+def predicted_logit(g: torch.Tensor, sims: torch.Tensor) -> torch.Tensor:
+    """``log p - log(1 - p)`` of ``p = softmax(g)[argmax sims]``, row by row.
+
+    Computed as ``g_hat - logsumexp(g_others)`` (exact, no cancellation). With a
+    single candidate the logit is capped at 100 (p = 1 to float precision).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from vilu_sklearn._modules import predicted_logit
+    >>> g = torch.log(torch.tensor([[0.75, 0.25]]))
+    >>> predicted_logit(g, g)  # log(0.75 / 0.25)
+    tensor([1.0986])
+    """
+    k_hat = sims.argmax(dim=1, keepdim=True)
+    own = g.gather(1, k_hat).squeeze(1)
+    rest = torch.logsumexp(g.scatter(1, k_hat, float("-inf")), dim=-1)
+    return (own - rest).clamp(max=100.0)
 
 
 class ViLUModule(nn.Module):
@@ -246,6 +340,10 @@ class ViLUModule(nn.Module):
     fast_inference : bool, default=True
         Use the fast exact path in ``eval`` mode without gradients; False
         forces the dense path everywhere.
+    posterior_head : bool, default=False
+        Add the logit of a :class:`PosteriorHead` (a learned correction of the
+        VLM's softmax over the candidates, read at its prediction) to the MLP's
+        logit. Not part of the paper; on by default in ``ViLUClassifier``.
 
     Examples
     --------
@@ -277,6 +375,7 @@ class ViLUModule(nn.Module):
         keep_frozen: bool = False,
         normalize: bool = True,
         fast_inference: bool = True,
+        posterior_head: bool = False,
     ) -> None:
         super().__init__()
         if attention not in ("reference", "paper"):
@@ -320,6 +419,7 @@ class ViLUModule(nn.Module):
             n_inputs = width
         layers.append(nn.Linear(n_inputs, 1))
         self.mlp = nn.Sequential(*layers)
+        self.posterior = PosteriorHead(dim, logit_scale) if posterior_head else None
 
     def __setstate__(self, state: dict[str, object]) -> None:
         # modules pickled before the freeze became a flag and the fast path existed
@@ -331,12 +431,15 @@ class ViLUModule(nn.Module):
                 limit  # type: ignore[call-overload]
             )
         state.setdefault("fast_inference", True)
+        modules = state.get("_modules")
+        if isinstance(modules, dict):
+            modules.setdefault("posterior", None)
         super().__setstate__(state)
 
     @property
     def needs_candidates(self) -> bool:
         """Whether the features use the candidate texts at all."""
-        return self.use_attention or self.use_predicted_text
+        return self.use_attention or self.use_predicted_text or bool(self.posterior)
 
     @property
     def attention_scale(self) -> float:
@@ -451,10 +554,30 @@ class ViLUModule(nn.Module):
                 parts.append(texts.texts[sims.argmax(dim=1)])
             first = self.mlp[0](torch.cat(parts, dim=1))
         logits = self._head(first)
+        if self.posterior is not None:
+            logits = logits + self._posterior_logit(z_v, sims, texts)
         if not return_correct:
             return logits
         correct = (torch.diagonal(sims) >= sims.max(dim=1).values).to(logits.dtype)
         return logits, correct
+
+    def _posterior_logit(
+        self,
+        z_v: torch.Tensor,
+        sims: torch.Tensor,
+        texts: EncodedCandidates | CandidateTables,
+    ) -> torch.Tensor:
+        """The :class:`PosteriorHead` term, from its tables when tabulated."""
+        assert self.posterior is not None
+        if isinstance(texts, CandidateTables) and texts.posterior_keys is not None:
+            assert texts.posterior_bias is not None
+            with _full_precision(z_v.device.type):
+                g = torch.addmm(
+                    texts.posterior_bias, _at_least_fp32(z_v), texts.posterior_keys.T
+                )
+                scale = float(self.posterior.scale)
+                return predicted_logit(g.add_(sims, alpha=scale), sims)
+        return self.posterior(z_v, texts.texts, sims)
 
     def _attend(
         self, z_v: torch.Tensor, enc: EncodedCandidates, sims: torch.Tensor
@@ -528,7 +651,12 @@ class ViLUModule(nn.Module):
             score_keys, alpha = None, None
             if self.use_attention:
                 score_keys, alpha = self._attention_tables(t, blocks["attended"])
-        return CandidateTables(t, score_keys, self.attention_scale, hat, alpha, bias)
+            post_keys, post_bias = None, None
+            if self.posterior is not None:
+                post_keys, post_bias = self.posterior.tabulate(t)
+        return CandidateTables(
+            t, score_keys, self.attention_scale, hat, alpha, bias, post_keys, post_bias
+        )
 
     def _attention_tables(
         self, t: torch.Tensor, w_alpha: torch.Tensor

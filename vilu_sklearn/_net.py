@@ -26,6 +26,7 @@ __all__ = [
     "FreezeProjections",
     "ValidAUROC",
     "ViLUNet",
+    "WeightAveraging",
     "autocast",
     "early_stopping_callbacks",
     "lr_scheduler",
@@ -122,6 +123,43 @@ class FreezeProjections(Callback):
     def on_epoch_begin(self, net: Any, **kwargs: Any) -> None:
         # skorch has appended this epoch's history row: len() is its number
         net.module_.projections_frozen = len(net.history) <= self.n_epochs
+
+
+class WeightAveraging(Callback):
+    """Exponential moving average of the weights, swapped in when training ends.
+
+    The time constant is ``epochs`` epochs of optimiser steps (the decay per
+    step is ``1 - 1 / (epochs * steps_per_epoch)``), so it means the same on 1k
+    and on 1M rows; early steps use the warm-up decay ``(1 + t) / (10 + t)`` so
+    the average forgets the initial weights quickly. Parameters only (buffers
+    are left as trained).
+    """
+
+    def __init__(self, epochs: float) -> None:
+        self.epochs = epochs
+
+    def on_train_begin(self, net: Any, X: Any = None, **kwargs: Any) -> None:
+        steps = max(1, len(X) // int(net.batch_size)) if X is not None else 1
+        self.decay_ = 1.0 - 1.0 / max(1.0, self.epochs * steps)
+        self.n_steps_ = 0
+        self.average_ = [p.detach().clone() for p in net.module_.parameters()]
+
+    def on_batch_end(self, net: Any, training: bool = False, **kwargs: Any) -> None:
+        if not training:
+            return
+        t, self.n_steps_ = self.n_steps_, self.n_steps_ + 1
+        weight = 1.0 - min(self.decay_, (1.0 + t) / (10.0 + t))
+        with torch.no_grad():
+            for avg, p in zip(self.average_, net.module_.parameters(), strict=True):
+                avg.lerp_(p, weight)
+
+    def on_train_end(self, net: Any, **kwargs: Any) -> None:
+        if not getattr(self, "n_steps_", 0):
+            return
+        with torch.no_grad():
+            for p, avg in zip(net.module_.parameters(), self.average_, strict=True):
+                p.copy_(avg)
+        del self.average_  # not pickled with the fitted net
 
 
 class ValidAUROC(Callback):

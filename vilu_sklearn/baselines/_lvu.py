@@ -64,4 +64,6 @@ def make_lvu(**params: Any) -> ViLUClassifier:
                 f"make_lvu() fixes {name}=False (LVU sees the image embedding "
                 f"only); use ViLUClassifier({name}=True, ...) for a head with texts."
             )
-    return ViLUClassifier(use_attention=False, use_predicted_text=False, **params)
+    return ViLUClassifier(
+        use_attention=False, use_predicted_text=False, posterior_head=False, **params
+    )
