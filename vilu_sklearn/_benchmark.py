@@ -61,13 +61,15 @@ def default_estimators(
     Returns
     -------
     estimators : dict of str to estimator
-        Unfitted estimators by display name.
+        Unfitted estimators by name: the class name of each baseline
+        (``"ViLU"`` for :class:`~vilu_sklearn.ViLUClassifier`), which is also
+        its row in the table and its ``--methods`` value.
 
     Examples
     --------
     >>> from vilu_sklearn import default_estimators
-    >>> sorted(default_estimators())[:3]
-    ['DOCTOR', 'Energy', 'Entropy']
+    >>> list(default_estimators())[:4]
+    ['ViLU', 'LVU', 'MSP', 'MCM']
     """
     from . import baselines as bl
     from ._vilu import ViLUClassifier
@@ -88,24 +90,32 @@ def default_estimators(
         return {
             "ViLU": ViLUClassifier(**torch_kw, **cap),
             "MSP": bl.MSP(**shared, **cap),
+            "MCM": bl.MCM(**cap),
             "Entropy": bl.Entropy(**shared, **cap),
-            "DOCTOR": bl.Doctor(**shared, **cap),
+            "Doctor": bl.Doctor(**shared, **cap),
             "Energy": bl.Energy(**shared, **cap),
             "MaxLogit": bl.MaxLogit(**shared, **cap),
             "Margin": bl.Margin(**shared, **cap),
+            "KNN": bl.KNN(**shared, **cap),
         }
     return {
         "ViLU": ViLUClassifier(**torch_kw),
-        "LVU": bl.make_lvu(**torch_kw),
+        "LVU": bl.LVU(**torch_kw),
         "MSP": bl.MSP(**shared),
+        "MCM": bl.MCM(),
         "Entropy": bl.Entropy(**shared),
-        "DOCTOR": bl.Doctor(**shared),
+        "Doctor": bl.Doctor(**shared),
         "Energy": bl.Energy(**shared),
         "MaxLogit": bl.MaxLogit(**shared),
         "Margin": bl.Margin(**shared),
-        "TempScaling": bl.TemperatureScaling(**shared),
-        "Rel-U": bl.RelU(**shared),
+        "TemperatureScaling": bl.TemperatureScaling(**shared),
+        "RelU": bl.RelU(**shared),
         "TrustScore": bl.TrustScore(**shared),
+        "KNN": bl.KNN(**shared),
+        "Mahalanobis": bl.Mahalanobis(**shared),
+        "RelativeMahalanobis": bl.RelativeMahalanobis(**shared),
+        "TrustVLM": bl.TrustVLM(**shared),
+        "ICPE": bl.ICPE(**shared),
     }
 
 
@@ -199,12 +209,12 @@ def benchmark(
     >>> from vilu_sklearn.baselines import MSP, Doctor
     >>> from vilu_sklearn.datasets import make_vlm_embeddings
     >>> d = make_vlm_embeddings(600, 5, 32, accuracy=0.7, random_state=0)
-    >>> rows = benchmark({"MSP": MSP(), "DOCTOR": Doctor()},
+    >>> rows = benchmark({"MSP": MSP(), "Doctor": Doctor()},
     ...                  d.X_img[:300], d.X_txt, d.labels[:300],
     ...                  d.X_img[300:], d.labels[300:], n_resamples=0,
     ...                  as_frame=False)
     >>> [row["method"] for row in rows]
-    ['MSP', 'DOCTOR']
+    ['MSP', 'Doctor']
     """
     from .metrics import failure_report
 

@@ -57,6 +57,39 @@ def _synthetic_data(seed: int) -> dict[str, Any]:
     )
 
 
+# names of earlier releases, accepted by --methods
+_RENAMED = {"tempscaling": "TemperatureScaling", "rel-u": "RelU"}
+
+
+def _select_methods(estimators: dict[str, Any], methods: str) -> dict[str, Any]:
+    """The estimators named in a comma-separated list (case-insensitive).
+
+    Examples
+    --------
+    >>> from vilu_sklearn._cli import _select_methods
+    >>> list(_select_methods({"MSP": 1, "Doctor": 2, "RelU": 3}, "doctor, rel-u"))
+    ['Doctor', 'RelU']
+    """
+    by_lower = {name.lower(): name for name in estimators}
+    by_lower["viluclassifier"] = "ViLU"
+    chosen: dict[str, Any] = {}
+    unknown = []
+    for m in (m.strip() for m in methods.split(",")):
+        if not m:
+            continue
+        name = by_lower.get(_RENAMED.get(m.lower(), m).lower())
+        if name is None or name not in estimators:
+            unknown.append(m)
+        else:
+            chosen[name] = estimators[name]
+    if unknown:
+        raise SystemExit(
+            f"unknown method(s) {unknown}; available: {', '.join(estimators)} "
+            "(case-insensitive)"
+        )
+    return chosen
+
+
 def _split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.random.default_rng(seed).permutation(n)
     n_test = max(1, int(round(test_fraction * n)))
@@ -202,13 +235,7 @@ def _benchmark_command(args: argparse.Namespace) -> int:
         max_epochs=args.max_epochs,
     )
     if args.methods:
-        wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
-        unknown = [m for m in wanted if m not in estimators]
-        if unknown:
-            raise SystemExit(
-                f"unknown method(s) {unknown}; available: {', '.join(estimators)}"
-            )
-        estimators = {m: estimators[m] for m in wanted}
+        estimators = _select_methods(estimators, args.methods)
     table = benchmark(
         estimators,
         data["X_img_train"],
@@ -274,7 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--mode", choices=("classification", "caption"), default="classification"
     )
-    bench.add_argument("--methods", help="comma-separated subset, e.g. ViLU,MSP")
+    bench.add_argument(
+        "--methods",
+        help="comma-separated subset of the table's method names (the class names; "
+        "case-insensitive), e.g. ViLU,MSP,TrustVLM",
+    )
     bench.add_argument(
         "--format", choices=("markdown", "csv", "json"), default="markdown"
     )

@@ -9,30 +9,49 @@ Conventions: ``y_correct = 1`` means the VLM's prediction was correct;
 ``decision_function`` returns a confidence (higher = more likely correct), so
 AUROC takes the successes as the positive class. Probabilities are
 ``softmax(logit_scale * cos(X_img, X_txt))`` with an explicit ``logit_scale``
-(CLIP's is 100); embeddings are L2-normalised inside (``normalize=True``).
+(CLIP's is 100; :class:`MCM` uses ``cos / T`` instead); embeddings are
+L2-normalised inside (``normalize=True``).
 
-Training-free (also in caption mode): :class:`MSP`, :class:`Entropy`,
-:class:`Doctor`, :class:`Energy`, :class:`MaxLogit`, :class:`Margin`.
+Training-free, from the logits (also in caption mode): :class:`MSP`,
+:class:`MCM`, :class:`Entropy`, :class:`Doctor`, :class:`Energy`,
+:class:`MaxLogit`, :class:`Margin`.
+From the image-embedding space (also in caption mode): :class:`KNN`.
 Fitted on correctness labels (classification mode only):
-:class:`TemperatureScaling`, :class:`RelU`, :class:`TrustScore`, and the
-visual-only learned head :func:`make_lvu`.
+:class:`TemperatureScaling`, :class:`RelU`, :class:`TrustScore`,
+:class:`Mahalanobis`, :class:`RelativeMahalanobis`, :class:`TrustVLM`,
+:class:`ICPE`, and the learned visual-only head :class:`LVU` (with
+:func:`make_lvu`, ViLU's visual-only head).
+
+Baselines that need class sets (TrustScore, Mahalanobis, RelativeMahalanobis,
+TrustVLM, ICPE) build them from the training images the VLM classified
+correctly, labelled with their predicted class: only ``y_correct`` is known,
+not the true class of a wrongly classified image.
 """
 
-from ._lvu import make_lvu
+from ._feature_space import KNN, Mahalanobis, RelativeMahalanobis
+from ._image_text import ICPE, TrustVLM
+from ._lvu import LVU, make_lvu
 from ._relu import RelU
 from ._temperature import TemperatureScaling
-from ._training_free import MSP, Doctor, Energy, Entropy, Margin, MaxLogit
+from ._training_free import MCM, MSP, Doctor, Energy, Entropy, Margin, MaxLogit
 from ._trust_score import TrustScore
 
 __all__ = [
+    "ICPE",
+    "KNN",
+    "LVU",
+    "MCM",
     "MSP",
     "Doctor",
     "Energy",
     "Entropy",
+    "Mahalanobis",
     "Margin",
     "MaxLogit",
     "RelU",
+    "RelativeMahalanobis",
     "TemperatureScaling",
     "TrustScore",
+    "TrustVLM",
     "make_lvu",
 ]

@@ -136,13 +136,17 @@ class BaseBaseline(BaseFailurePredictor):
         self._fit_scorer(inputs)
 
     # ------------------------------------------------------------ prediction
+    def _scale(self) -> float:
+        """Factor of the cosine similarities in the logits."""
+        return float(self.logit_scale)
+
     def _blocks(
         self, X_img: np.ndarray, X_txt: np.ndarray
     ) -> Iterator[tuple[slice, np.ndarray]]:
         return iter_logit_blocks(
             X_img,
             X_txt,
-            logit_scale=float(self.logit_scale),
+            logit_scale=self._scale(),
             normalize=bool(self.normalize),
             rows=self.predict_batch_size,
         )

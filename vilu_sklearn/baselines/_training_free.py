@@ -21,7 +21,7 @@ from ._base import (
     softmax_inplace,
 )
 
-__all__ = ["MSP", "Entropy", "Doctor", "Energy", "MaxLogit", "Margin"]
+__all__ = ["MSP", "MCM", "Entropy", "Doctor", "Energy", "MaxLogit", "Margin"]
 
 _SHARED_PARAMS = """text_embeddings : array-like of shape (K, d), default=None
         Candidate text embeddings (e.g. one prompt per class) used when ``fit``
@@ -78,6 +78,16 @@ class _TrainingFree(BaseBaseline):
         self.predict_batch_size = predict_batch_size
 
 
+def max_softmax_inplace(logits: np.ndarray) -> np.ndarray:
+    """Largest softmax probability per row, ``1 / sum_k exp(z_k - max z)``.
+
+    Overwrites ``logits``.
+    """
+    logits -= logits.max(axis=1, keepdims=True)
+    np.exp(logits, out=logits)
+    return 1.0 / logits.sum(axis=1)
+
+
 def _doc(cls: type) -> type:
     """Fill the shared parameter and attribute sections of a docstring."""
     cls.__doc__ = (cls.__doc__ or "").format(
@@ -88,11 +98,14 @@ def _doc(cls: type) -> type:
 
 @_doc
 class MSP(ThresholdPredictMixin, _TrainingFree):
-    """Maximum softmax probability (MCM): ``max_k softmax(logit_scale * cos)_k``.
+    """Maximum softmax probability: ``max_k softmax(logit_scale * cos)_k``.
 
-    The VLM version of MSP, *Maximum Concept Matching* (Ming et al., 2022), as in
-    the ViLU evaluator: the confidence is the largest class probability of
-    ``p = softmax(logit_scale * cos(X_img, X_txt))``. Training-free: ``fit`` only
+    The maximum softmax probability of the VLM's own zero-shot classifier, at
+    CLIP's logit scale (what the ViLU evaluator calls "MCM", with its
+    ``tau = 1 / 100``): the confidence is the largest class probability of
+    ``p = softmax(logit_scale * cos(X_img, X_txt))``. The published MCM (Ming et
+    al., 2022) takes the softmax of ``cos / T`` with ``T = 1``: see
+    :class:`MCM`. Training-free: ``fit`` only
     validates its inputs and stores the candidate texts, so that the estimator
     works in ``GridSearchCV``, cross-validation and the benchmark unchanged.
 
@@ -113,11 +126,12 @@ class MSP(ThresholdPredictMixin, _TrainingFree):
     See Also
     --------
     TemperatureScaling : MSP at a temperature fitted on correctness labels.
+    MCM : The published Maximum Concept Matching score (``cos / T``, ``T = 1``).
 
     References
     ----------
-    .. [1] Y. Ming et al. "Delving into Out-of-Distribution Detection with
-       Vision-Language Representations", NeurIPS 2022.
+    .. [1] D. Hendrycks and K. Gimpel. "A Baseline for Detecting Misclassified
+       and Out-of-Distribution Examples in Neural Networks", ICLR 2017.
 
     Examples
     --------
@@ -135,10 +149,7 @@ class MSP(ThresholdPredictMixin, _TrainingFree):
     _predict_threshold = 0.5
 
     def _confidence(self, logits: np.ndarray) -> np.ndarray:
-        # p_max = 1 / sum_k exp(z_k - max z)
-        logits -= logits.max(axis=1, keepdims=True)
-        np.exp(logits, out=logits)
-        return 1.0 / logits.sum(axis=1)
+        return max_softmax_inplace(logits)
 
     def predict_proba(self, X: Any, X_txt: Any = None) -> np.ndarray:
         """P(wrong) and P(correct), with P(correct) = the max softmax probability.
@@ -157,6 +168,105 @@ class MSP(ThresholdPredictMixin, _TrainingFree):
         """
         p = self.decision_function(X, X_txt)
         return np.column_stack([1.0 - p, p])
+
+
+class MCM(BaseBaseline):
+    """Maximum Concept Matching (Ming et al., 2022): ``max_k softmax(cos / T)_k``.
+
+    The published MCM score: the largest probability of the softmax of the
+    cosine similarities between the image and the K candidate texts divided
+    by a temperature ``T``, with ``T = 1`` by default as in the paper (the
+    softmax of raw cosines, which lie in [-1, 1], is much flatter than the
+    VLM's own ``softmax(100 * cos)``; its ranking of the images differs from
+    that of :class:`MSP`, which is the ``T = 1 / logit_scale`` variant).
+    Training-free; works in caption mode (the candidates of an image are the
+    captions of its group). There is no ``logit_scale`` parameter: ``T`` plays
+    its role. No ``predict`` nor ``predict_proba``: at ``T = 1`` the score stays
+    close to ``1 / K`` and is not a probability of being correct.
+
+    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
+    confidence is higher for more likely correct predictions (AUROC takes the
+    successes as positive).
+
+    Parameters
+    ----------
+    text_embeddings : array-like of shape (K, d), default=None
+        Candidate text embeddings used when ``fit`` and the prediction methods
+        get no ``X_txt``. Classification mode only.
+    mode : {"classification", "caption"}, default="classification"
+        Shared class prompts or per-image captions (see :class:`MSP`).
+    caption_group_size : int, default=1024
+        Caption mode: number of candidate captions per group.
+    temperature : float, default=1.0
+        The temperature ``T``: the logits are ``cos(X_img, X_txt) / T``.
+    normalize : bool, default=True
+        L2-normalise image and text embeddings (cosine similarity).
+    predict_batch_size : int, default=None
+        Image rows per (rows, K) block of logits.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (2,)
+        ``[0, 1]`` for 0/1 labels: the first means the VLM is wrong, the second
+        that it is right.
+    n_features_in_ : int
+        Embedding dimension d.
+    text_embeddings_ : ndarray of shape (K, d) or None
+        Candidate texts seen in ``fit`` (float64); None in caption mode.
+
+    See Also
+    --------
+    MSP : The same maximum at CLIP's scale, ``softmax(logit_scale * cos)``.
+
+    References
+    ----------
+    .. [1] Y. Ming, Z. Cai, J. Gu, Y. Sun, W. Li and Y. Li. "Delving into
+       Out-of-Distribution Detection with Vision-Language Representations",
+       NeurIPS 2022.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from vilu_sklearn.baselines import MCM
+    >>> X_txt = np.eye(3)
+    >>> X_img = np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0]])
+    >>> mcm = MCM().fit(X_img, X_txt, [1, 0])
+    >>> mcm.decision_function(X_img).round(4)   # e / (e + 2), e^.71 / (2 e^.71 + 1)
+    array([0.5761, 0.4011])
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **{
+            k: v
+            for k, v in BaseBaseline._parameter_constraints.items()
+            if k != "logit_scale"
+        },
+        **CAPTION_CONSTRAINTS,
+        "temperature": [positive_real()],
+    }
+
+    def __init__(
+        self,
+        *,
+        text_embeddings: Any = None,
+        mode: str = "classification",
+        caption_group_size: int = 1024,
+        temperature: float = 1.0,
+        normalize: bool = True,
+        predict_batch_size: int | None = None,
+    ) -> None:
+        self.text_embeddings = text_embeddings
+        self.mode = mode
+        self.caption_group_size = caption_group_size
+        self.temperature = temperature
+        self.normalize = normalize
+        self.predict_batch_size = predict_batch_size
+
+    def _scale(self) -> float:
+        return 1.0 / float(self.temperature)
+
+    def _confidence(self, logits: np.ndarray) -> np.ndarray:
+        return max_softmax_inplace(logits)
 
 
 @_doc
