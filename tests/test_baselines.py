@@ -26,8 +26,18 @@ TRAINING_FREE = [
     bl.MaxLogit,
     bl.Margin,
 ]
-FITTED = [bl.TemperatureScaling, bl.RelU, bl.TrustScore]
-ALL = TRAINING_FREE + FITTED
+FITTED = [
+    bl.TemperatureScaling,
+    bl.RelU,
+    bl.TrustScore,
+    bl.KNN,
+    bl.Mahalanobis,
+    bl.RelativeMahalanobis,
+    bl.TrustVLM,
+    bl.ICPE,
+    bl.LVU,
+]
+ALL = [bl.MCM, *TRAINING_FREE, *FITTED]
 
 # --- the hand-computed case -------------------------------------------------
 # X_txt = I_3, so cos(x, X_txt) = x / ||x||. With x = (0.6, 0.8, 0) and
@@ -41,6 +51,13 @@ X_HAND = np.array([[0.6, 0.8, 0.0], [1.0, 0.0, 0.0]])
 Y_HAND = np.array([0, 1])
 P = np.array([8, 16, 1]) / 25
 Q = np.array([32, 1, 1]) / 34
+
+
+def _scaled(cls, scale, **params):
+    """``cls`` at a logit scale (MCM: at the temperature 1 / scale)."""
+    if cls is bl.MCM:
+        return cls(temperature=1 / scale, **params)
+    return cls(logit_scale=scale, **params)
 
 
 def _fit(est, X=X_HAND, X_txt=X_TXT3, y=Y_HAND):
@@ -152,25 +169,50 @@ def test_trust_score_hand_computed():
     X = np.array([[1.0, 0], [2, 0], [0, 1], [0, 3], [0.5, 0.4]])
     y = np.array([1, 1, 1, 1, 0])
     x = np.array([[1.0, 0.5]])  # predicted class 0 (dot products 1 > 0.5)
-    # k = 1: d(class 1) / d(class 0) = |(1, -0.5)| / |(0, 0.5)| = 1.118034 / 0.5
-    est = bl.TrustScore(k=1, normalize=False).fit(X, X_txt, y)
-    assert_allclose(est.decision_function(x), [math.sqrt(1.25) / 0.5])
+    # paper's set distance (nearest member): d(class 1) / d(class 0)
+    # = |(1, -0.5)| / |(0, 0.5)| = 1.118034 / 0.5
+    est = bl.TrustScore(neighbor_rank=1, normalize=False).fit(X, X_txt, y)
+    assert_allclose(est.decision_function(x), [math.sqrt(1.25) / (0.5 + 1e-12)])
     assert_array_equal(est.predict(x), [1])  # ratio > 1
-    # k = 2: |(1, -2.5)| / |(-1, 0.5)| = 2.692582 / 1.118034
-    est = bl.TrustScore(k=2, normalize=False).fit(X, X_txt, y)
+    # authors' code (default): 2nd nearest member, |(1, -2.5)| / |(-1, 0.5)|
+    est = bl.TrustScore(normalize=False).fit(X, X_txt, y)
     assert_allclose(est.decision_function(x), [math.sqrt(7.25) / math.sqrt(1.25)])
-    # k larger than the classes: capped at the class size (same as k = 2)
-    est = bl.TrustScore(k=50, normalize=False).fit(X, X_txt, y)
+    # rank larger than the classes: capped at the class size (same as rank 2)
+    est = bl.TrustScore(neighbor_rank=50, normalize=False).fit(X, X_txt, y)
     assert_allclose(est.decision_function(x), [math.sqrt(7.25) / math.sqrt(1.25)])
     # integer weights act as repeated rows: weight 2 on (1, 0) makes it the
-    # k = 2 neighbour of class 0 as well
+    # 2nd neighbour of class 0 as well
     w = np.array([2.0, 1, 1, 1, 1])
-    est = bl.TrustScore(k=2, normalize=False).fit(X, X_txt, y, sample_weight=w)
-    rep = bl.TrustScore(k=2, normalize=False).fit(
+    est = bl.TrustScore(normalize=False).fit(X, X_txt, y, sample_weight=w)
+    rep = bl.TrustScore(normalize=False).fit(
         np.vstack([X, X[:1]]), X_txt, np.append(y, 1)
     )
     assert_allclose(est.decision_function(x), [math.sqrt(7.25) / 0.5])
     assert_allclose(est.decision_function(x), rep.decision_function(x))
+
+
+def test_trust_score_density_filter():
+    # Algorithm 1 of the paper with k = 2: the k-NN radius counts the point
+    # itself, so it is the distance to the nearest other member. Class 0 holds
+    # (0, 0), (1, 0), (0, 1) and the outlier (5, 0): radii 1, 1, 1, 4. With
+    # alpha = 0.25 the threshold is the 75th percentile of (1, 1, 1, 4) = 1.75,
+    # so the outlier is dropped; with alpha = 0 every member stays.
+    X_txt = np.array([[1.0, 0.0], [-1.0, 0.0]])
+    # (0, 0) ties: argmax takes class 0; the last image is a failure
+    X = np.array([[0.0, 0], [1, 0], [0, 1], [5, 0], [-3, 0], [-4, 0], [0, -1]])
+    y = np.array([1, 1, 1, 1, 1, 1, 0])
+    kept = bl.TrustScore(k=2, alpha=0.25, normalize=False).fit(X, X_txt, y)
+    assert_allclose(kept.class_sets_[0], X[:3])
+    assert_allclose(kept.class_sets_[1], X[4:6])
+    every = bl.TrustScore(k=2, normalize=False).fit(X, X_txt, y)
+    assert_allclose(every.class_sets_[0], X[:4])
+    # x = (4, 0), predicted class 0: in {(0,0), (1,0), (0,1)} the nearest is
+    # (1, 0) at 3, the 2nd (0, 0) at 4; in class 1 {(-3,0), (-4,0)}: 7, then 8
+    x = np.array([[4.0, 0.0]])
+    assert_allclose(kept.decision_function(x), [8 / (4 + 1e-12)])
+    # without the filter the outlier (5, 0) is the nearest member (at 1), so
+    # the 2nd is (1, 0) at 3
+    assert_allclose(every.decision_function(x), [8 / (3 + 1e-12)])
 
 
 def test_trust_score_class_without_members():
@@ -179,7 +221,7 @@ def test_trust_score_class_without_members():
     X_txt = np.eye(2)
     X = np.array([[1.0, 0.0], [1.0, -0.1], [0.0, 1.0]])
     y = np.array([1, 1, 0])
-    est = bl.TrustScore(k=1).fit(X, X_txt, y)
+    est = bl.TrustScore(neighbor_rank=1).fit(X, X_txt, y)
     assert_array_equal(est.class_counts_, [2, 0])
     # (1, 0) is a member (distance 0 -> min_dist): 2 / 1e-12
     assert_allclose(est.decision_function(X[:1]), [2 / 1e-12])
@@ -217,7 +259,7 @@ def test_call_forms_agree(cls, data):
 @pytest.mark.parametrize("cls", ALL)
 def test_input_dtypes_and_pickle(cls, data):
     X, X_txt, y = data
-    est = cls(logit_scale=20.0).fit(X, X_txt, y)
+    est = _scaled(cls, 20.0).fit(X, X_txt, y)
     expected = est.decision_function(X)
     for dtype in (np.float32, np.float16):
         conf = est.decision_function(X.astype(dtype), X_txt.astype(dtype))
@@ -406,6 +448,19 @@ def test_temperature_scaling_minimises_nll(data):
             bl.MSP(predict_batch_size=0),
             r"'predict_batch_size' parameter of MSP must be an int in the range \[1",
         ),
+        (bl.RelU(temperature=0), "'temperature' parameter of RelU"),
+        (bl.TrustScore(alpha=1.0), "'alpha' parameter of TrustScore"),
+        (bl.MCM(temperature=0), "'temperature' parameter of MCM"),
+        (bl.KNN(k=0), "'k' parameter of KNN"),
+        (bl.KNN(reference="some"), "'reference' parameter of KNN"),
+        (bl.KNN(mode="caption", reference="correct"), "reference='all' in caption"),
+        (bl.Mahalanobis(score_class="mean"), "'score_class' parameter"),
+        (bl.TrustVLM(lbd=-1.0), "'lbd' parameter of TrustVLM"),
+        (bl.TrustVLM(validation_fraction=1.0), "'validation_fraction' parameter"),
+        (bl.ICPE(n_components=0), "'n_components' parameter of ICPE"),
+        (bl.LVU(loss="l1"), "'loss' parameter of LVU"),
+        (bl.LVU(hidden_layer_sizes=(8, 0)), "hidden_layer_sizes must be a tuple"),
+        (bl.LVU(device="gpu0"), "device must be a torch device"),
         (bl.TemperatureScaling(temperature_bounds=(2, 1)), "low < high"),
         (bl.TemperatureScaling(temperature_bounds=(0, 1)), "'temperature_bounds'"),
         (bl.MSP(normalize="False"), "'normalize' parameter of MSP must be"),
@@ -415,6 +470,11 @@ def test_temperature_scaling_minimises_nll(data):
         (bl.RelU(mode="caption"), "RelU supports mode='classification' only"),
         (bl.TemperatureScaling(mode="caption"), "classification' only"),
         (bl.TrustScore(mode="caption"), "classification' only"),
+        (bl.Mahalanobis(mode="caption"), "classification' only"),
+        (bl.RelativeMahalanobis(mode="caption"), "classification' only"),
+        (bl.TrustVLM(mode="caption"), "classification' only"),
+        (bl.ICPE(mode="caption"), "classification' only"),
+        (bl.LVU(mode="caption"), "classification' only"),
     ],
 )
 def test_parameter_errors(est, message, data):
@@ -436,7 +496,7 @@ def test_input_errors(data):
         est.decision_function(X[:, :11])
     # training-free baselines take any candidate set at prediction
     assert est.decision_function(X, X_txt[:3]).shape == (240,)
-    for cls in (bl.RelU, bl.TrustScore):
+    for cls in (bl.RelU, bl.TrustScore, bl.Mahalanobis, bl.TrustVLM, bl.ICPE):
         fitted = cls().fit(X, X_txt, y)
         with pytest.raises(ValueError, match=r"X_txt has 3 candidate texts.*K=5"):
             fitted.decision_function(X, X_txt[:3])
@@ -444,7 +504,9 @@ def test_input_errors(data):
         bl.MSP(mode="caption", text_embeddings=X_txt).fit(X, X)
     with pytest.raises(ValueError, match="y_correct holds only one class"):
         bl.RelU().fit(X, X_txt, np.ones(240))
-    for cls in (bl.Entropy, bl.Energy, bl.MaxLogit, bl.Margin, bl.RelU):
+    no_predict = (bl.Entropy, bl.Energy, bl.MaxLogit, bl.Margin, bl.RelU, bl.MCM)
+    no_predict += (bl.KNN, bl.Mahalanobis, bl.TrustVLM, bl.ICPE)
+    for cls in no_predict:
         assert not hasattr(cls(), "predict_proba")
         assert not hasattr(cls(), "predict")
 

@@ -142,22 +142,39 @@ def test_benchmark_errors(small):
 
 
 def test_default_estimators_cover_vilu_and_every_baseline():
-    names = set(default_estimators())
-    assert {
-        "ViLU",
-        "LVU",
-        "MSP",
-        "Entropy",
-        "DOCTOR",
-        "Energy",
-        "MaxLogit",
-        "Margin",
-        "TempScaling",
-        "Rel-U",
-        "TrustScore",
-    } <= names
-    for est in default_estimators(logit_scale=42.0).values():
-        assert est.get_params()["logit_scale"] == 42.0
+    from vilu_sklearn import baselines as bl
+
+    estimators = default_estimators()
+    # one name per method: the row (and --methods value) is the class name
+    for name, est in estimators.items():
+        expected = "ViLUClassifier" if name == "ViLU" else name
+        assert type(est).__name__ == expected
+    classes = {getattr(bl, n) for n in bl.__all__ if isinstance(getattr(bl, n), type)}
+    assert classes == {type(e) for n, e in estimators.items() if n != "ViLU"}
+    assert len(classes) >= 13
+    for name, est in default_estimators(logit_scale=42.0).items():
+        if name != "MCM":  # MCM's temperature replaces the logit scale
+            assert est.get_params()["logit_scale"] == 42.0
+    caption = default_estimators(mode="caption")
+    assert {"ViLU", "MSP", "MCM", "KNN"} <= set(caption)
+    for est in caption.values():
+        assert est.get_params()["mode"] == "caption"
+
+
+def test_methods_are_matched_case_insensitively():
+    from vilu_sklearn._cli import _select_methods
+
+    ests = default_estimators()
+    chosen = _select_methods(ests, "doctor,TEMPERATURESCALING,trustvlm,vilu")
+    assert list(chosen) == ["Doctor", "TemperatureScaling", "TrustVLM", "ViLU"]
+    # names of earlier releases still work
+    assert list(_select_methods(ests, "TempScaling,Rel-U,DOCTOR")) == [
+        "TemperatureScaling",
+        "RelU",
+        "Doctor",
+    ]
+    with pytest.raises(SystemExit, match="unknown method"):
+        _select_methods(ests, "MSP,Foo")
 
 
 def test_cli_on_a_small_npz(tmp_path, small, capsys):
@@ -178,7 +195,7 @@ def test_cli_on_a_small_npz(tmp_path, small, capsys):
             "--data",
             str(path),
             "--methods",
-            "MSP,DOCTOR,ViLU",
+            "MSP,Doctor,ViLU",
             "--max-epochs",
             "2",
             "--n-resamples",
@@ -192,7 +209,7 @@ def test_cli_on_a_small_npz(tmp_path, small, capsys):
     )
     assert code == 0
     rows = json.loads(out_json.read_text())
-    assert [r["method"] for r in rows] == ["MSP", "DOCTOR", "ViLU"]
+    assert [r["method"] for r in rows] == ["MSP", "Doctor", "ViLU"]
     assert json.loads(capsys.readouterr().out)[0]["method"] == "MSP"
 
 
@@ -262,7 +279,7 @@ def test_cli_on_shared_cifar_data(cifar_npz_path, cifar, tmp_path):
     )
     assert code == 0
     text = out.read_text()
-    for name in ("ViLU", "LVU", "MSP", "Entropy", "DOCTOR", "Rel-U", "TrustScore"):
+    for name in ("ViLU", "LVU", "MSP", "MCM", "Doctor", "RelU", "TrustScore", "ICPE"):
         assert f"| {name} |" in text
     from vilu_sklearn import correctness
 

@@ -9,9 +9,10 @@ to tune a hyper-parameter. They share:
   the VLM classified correctly, each labelled with its (then true) predicted
   class. Wrongly predicted training images have an unknown class and are left
   out.
-* :func:`kth_distances`: distance to the k-th nearest reference row, computed
-  in float32 blocks (memory bounded by ``_BLOCK_ELEMENTS``) with the selected
-  distance recomputed exactly in float64.
+* :func:`kth_distances` and :func:`grouped_kth_distances`: distance to the
+  k-th nearest reference row (of each group of rows), computed in float32
+  blocks (memory bounded by ``_BLOCK_ELEMENTS``) with the selected distance
+  recomputed exactly in float64.
 * :func:`validation_split` and :func:`best_by_auroc`: tuning on a held-out part
   of the training data inside ``fit``.
 """
@@ -91,10 +92,7 @@ def kth_distances(
 
     ``k`` is capped at ``len(ref)``. With ``weights``, the k-th neighbour is
     the nearest one at which the cumulated weight reaches ``k`` (integer
-    weights act as repeated rows). The squared distances of one block of rows
-    are computed in float32 (``|x|^2 - 2 x.r + |r|^2``); the distance to the
-    selected neighbour is then recomputed in float64, so the result is exact
-    up to ties within float32 rounding.
+    weights act as repeated rows). See :func:`grouped_kth_distances`.
 
     Examples
     --------
@@ -104,14 +102,37 @@ def kth_distances(
     >>> kth_distances(np.array([[0.0, 1.0]]), ref, 2)   # 1, sqrt(10), 4
     array([3.16227766])
     """
+    bounds = np.array([0, len(ref)])
+    return grouped_kth_distances(X, ref, bounds, k, weights=weights)[:, 0]
+
+
+def grouped_kth_distances(
+    X: np.ndarray,
+    ref: np.ndarray,
+    bounds: np.ndarray,
+    k: int,
+    *,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """k-th nearest-neighbour distances to each group of consecutive ``ref`` rows.
+
+    Group ``g`` is ``ref[bounds[g]:bounds[g + 1]]`` (non-empty); ``k`` is
+    capped at the group's size. The squared distances from one block of rows
+    of ``X`` to all of ``ref`` are computed in float32 (``|x|^2 - 2 x.r +
+    |r|^2``, at most ``_BLOCK_ELEMENTS`` of them at a time); the distance to
+    each selected neighbour is then recomputed in float64, so the result is
+    exact up to ties within float32 rounding.
+
+    Returns
+    -------
+    distances : ndarray of shape (n, n_groups)
+    """
     X = np.asarray(X, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
-    n_ref = ref.shape[0]
-    k = min(int(k), n_ref)
     ref32 = ref.astype(np.float32)
     ref_sq = np.einsum("ij,ij->i", ref32, ref32)
-    rows = max(1, min(4096, _BLOCK_ELEMENTS // max(n_ref, 1)))
-    out = np.empty(X.shape[0], dtype=np.float64)
+    rows = max(1, min(4096, _BLOCK_ELEMENTS // max(len(ref), 1)))
+    out = np.empty((X.shape[0], len(bounds) - 1), dtype=np.float64)
     for start in range(0, X.shape[0], rows):
         xb = X[start : start + rows]
         x32 = xb.astype(np.float32)
@@ -119,11 +140,14 @@ def kth_distances(
         d2 *= -2.0
         d2 += ref_sq[None, :]
         d2 += np.einsum("ij,ij->i", x32, x32)[:, None]
-        if weights is None:
-            idx = np.argpartition(d2, k - 1, axis=1)[:, k - 1]
-        else:
-            idx = _weighted_kth(d2, weights, k)[0]
-        out[start : start + rows] = np.linalg.norm(xb - ref[idx], axis=1)
+        for g, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            block = d2[:, lo:hi]
+            if weights is None:
+                kk = min(int(k), hi - lo)
+                idx = np.argpartition(block, kk - 1, axis=1)[:, kk - 1]
+            else:
+                idx = _weighted_kth(block, weights[lo:hi], k)[0]
+            out[start : start + rows, g] = np.linalg.norm(xb - ref[lo + idx], axis=1)
     return out
 
 

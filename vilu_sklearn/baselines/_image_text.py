@@ -210,8 +210,8 @@ class TrustVLM(_TunedImageText):
     >>> import numpy as np
     >>> from vilu_sklearn.baselines import TrustVLM
     >>> X_txt = np.eye(2)
-    >>> X = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
-    >>> tv = TrustVLM(lbd=1.0, logit_scale=1.0).fit(X, X_txt, [1, 1, 1])
+    >>> X = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [0.8, 0.6]])
+    >>> tv = TrustVLM(lbd=1.0, logit_scale=1.0).fit(X, X_txt, [1, 1, 1, 0])
     >>> tv.prototypes_.round(4)          # class 0: mean of (1, 0) and (.6, .8)
     array([[0.8944, 0.4472],
            [0.    , 1.    ]])

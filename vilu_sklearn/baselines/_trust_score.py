@@ -10,7 +10,12 @@ import numpy as np
 from .._base import FitInputs
 from .._constraints import NumberInterval
 from ._base import BaseBaseline, ThresholdPredictMixin
-from ._image_space import image_points, kth_distances, labelled_images
+from ._image_space import (
+    grouped_kth_distances,
+    image_points,
+    kth_distances,
+    labelled_images,
+)
 
 __all__ = ["TrustScore"]
 
@@ -177,38 +182,48 @@ class TrustScore(ThresholdPredictMixin, BaseBaseline):
             float(np.linalg.norm(points, axis=1).max()) if len(points) else 0.0
         )
         self.class_sets_: list[np.ndarray | None] = []
-        self._class_weights: list[np.ndarray | None] = []
+        sets: list[np.ndarray] = []
+        set_weights: list[np.ndarray] = []
         for c in range(K):
             rows = labels == c
             if not rows.any():
                 self.class_sets_.append(None)
-                self._class_weights.append(None)
                 continue
             P, w = self._high_density(
                 points[rows], None if weights is None else weights[rows]
             )
             self.class_sets_.append(P)
-            self._class_weights.append(w)
+            sets.append(P)
+            if w is not None:
+                set_weights.append(w)
+        # the sets one after the other, for one distance block per image block
+        d = inputs.X_img.shape[1]
+        self._members = np.vstack(sets) if sets else np.empty((0, d))
+        self._bounds = np.cumsum([0] + [len(P) for P in sets])
+        self._member_weights = None if weights is None else np.concatenate(set_weights)
+        self._present = np.array([P is not None for P in self.class_sets_])
 
     def _decision_classification(
         self, X_img: np.ndarray, texts: np.ndarray
     ) -> np.ndarray:
         out = np.empty(X_img.shape[0], dtype=np.float64)
-        rank = int(self.neighbor_rank)
         for sl, logits in self._blocks(X_img, texts):
             pred = logits.argmax(axis=1)
             del logits
             X = image_points(X_img[sl], bool(self.normalize))
             # distance to a class without members: an upper bound on distances
             far = np.linalg.norm(X, axis=1) + self._max_norm
-            d_pred = far.copy()
-            d_other = far
-            for c, P in enumerate(self.class_sets_):
-                if P is None:
-                    continue
-                d = kth_distances(X, P, rank, weights=self._class_weights[c])
-                own = pred == c
-                d_pred[own] = d[own]
-                np.minimum(d_other, np.where(own, d_other, d), out=d_other)
+            d = np.repeat(far[:, None], len(self._present), axis=1)
+            d[:, self._present] = grouped_kth_distances(
+                X,
+                self._members,
+                self._bounds,
+                int(self.neighbor_rank),
+                weights=self._member_weights,
+            )
+            rows = np.arange(len(pred))
+            d_pred = d[rows, pred].copy()
+            d[rows, pred] = np.inf
+            d_other = np.minimum(d.min(axis=1), far)
             out[sl] = d_other / (d_pred + float(self.min_dist))
         return out
