@@ -559,3 +559,189 @@ def test_cifar_fitted_baselines_beat_chance(cifar):
     ):
         conf = est.fit(X_tr, T, y_tr).decision_function(X_te)
         assert auroc(y_te, conf) > 0.5, type(est).__name__
+
+
+# --- the new baselines against their papers' definitions ----------------------
+def test_mcm_is_softmax_of_cosines_over_t(data):
+    # Ming et al. 2022: max_k softmax(cos_k / T), T = 1 by default
+    X, X_txt, y = data
+    for T in (1.0, 0.5):
+        conf = bl.MCM(temperature=T).fit(X, X_txt, y).decision_function(X)
+        z = _unit(X) @ _unit(X_txt).T / T
+        p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        assert_allclose(conf, p.max(axis=1), rtol=1e-12)
+    assert "logit_scale" not in bl.MCM().get_params()
+
+
+def test_knn_hand_computed():
+    # Sun et al. 2022: minus the distance to the k-th nearest normalised
+    # training image. Unit training images at angles 0, 90 and 180 degrees;
+    # the test image (0.6, 0.8) is at distances sqrt(0.8), sqrt(0.4), sqrt(3.2)
+    X_txt = np.eye(2)
+    X = np.array([[2.0, 0.0], [0.0, 3.0], [-1.0, 0.0]])
+    x = np.array([[0.6, 0.8]])
+    for k, expected in ((1, 0.4), (2, 0.8), (3, 3.2), (9, 3.2)):
+        est = bl.KNN(k=k).fit(X, X_txt, [1, 0, 1])
+        assert_allclose(est.decision_function(x), [-math.sqrt(expected)])
+    # reference="correct": (0, 3) is a failure, so the nearest is (1, 0)
+    est = bl.KNN(k=1, reference="correct").fit(X, X_txt, [1, 0, 1])
+    assert_allclose(est.decision_function(x), [-math.sqrt(0.8)])
+    # caption mode: the captions are not used
+    est = bl.KNN(k=1, mode="caption", caption_group_size=2).fit(X, X)
+    xs = np.vstack([x, -x])  # -x: nearest (-1, 0) at sqrt(0.8)
+    assert_allclose(est.decision_function(xs, xs), -np.sqrt([0.4, 0.8]))
+
+
+def test_knn_large_reference_is_exact_and_bounded():
+    # blockwise float32 distances, selected neighbour recomputed in float64
+    rng = np.random.default_rng(0)
+    ref = _unit(rng.normal(size=(3000, 16)))
+    X = _unit(rng.normal(size=(700, 16)))
+    est = bl.KNN(k=7).fit(ref, rng.normal(size=(2, 16)), np.arange(3000) % 2)
+    full = np.linalg.norm(X[:, None, :] - ref[None, :, :], axis=2)
+    assert_allclose(-est.decision_function(X), np.sort(full, axis=1)[:, 6], rtol=1e-9)
+
+
+def test_mahalanobis_hand_computed():
+    # Lee et al. 2018: -min_c (z - mu_c)^T S^-1 (z - mu_c), S the covariance
+    # pooled over the classes. Class 0: (2, +-0.1), class 1: (+-0.1, 2);
+    # deviations (0, +-0.1) and (+-0.1, 0): S = diag(0.005, 0.005)
+    X_txt = np.eye(2)
+    X = np.array([[2.0, 0.1], [2.0, -0.1], [0.1, 2.0], [-0.1, 2.0], [1, 1.1]])
+    y = [1, 1, 1, 1, 0]
+    est = bl.Mahalanobis(normalize=False).fit(X, X_txt, y)
+    assert_allclose(est.means_, [[2, 0], [0, 2]])
+    assert_allclose(est.precision_, np.eye(2) / 0.005)
+    x = np.array([[1.0, 1.5]])  # class 0: (1 + 2.25) / .005; class 1: 1.25 / .005
+    assert_allclose(est.decision_function(x), [-1.25 / 0.005])
+    # distance to the predicted class (0: dot products 1 < 1.5 -> class 1)
+    pred = bl.Mahalanobis(normalize=False, score_class="predicted").fit(X, X_txt, y)
+    assert_allclose(pred.decision_function(x), [-1.25 / 0.005])
+    x = np.array([[1.5, 1.4]])  # predicted 0: (0.25 + 1.96); class 1: (2.25 + .36)
+    assert_allclose(pred.decision_function(x), [-2.21 / 0.005])
+    assert_allclose(est.decision_function(x), [-2.21 / 0.005])
+
+
+def test_relative_mahalanobis_hand_computed():
+    # Ren et al. 2021: class distance minus the distance to the background
+    # Gaussian of all training images (here the 5 images of the test above)
+    X_txt = np.eye(2)
+    X = np.array([[2.0, 0.1], [2.0, -0.1], [0.1, 2.0], [-0.1, 2.0], [1, 1.1]])
+    y = [1, 1, 1, 1, 0]
+    est = bl.RelativeMahalanobis(normalize=False).fit(X, X_txt, y)
+    mu0 = X.mean(axis=0)
+    S0 = np.cov(X.T, bias=True)
+    assert_allclose(est.background_mean_, mu0)
+    x = np.array([1.0, 1.5])
+    md0 = (x - mu0) @ np.linalg.inv(S0) @ (x - mu0)
+    assert_allclose(est.decision_function(x[None]), [-(1.25 / 0.005 - md0)])
+
+
+def test_trustvlm_tunes_lambda_on_validation(data):
+    # Dong et al. 2025: MSP + lbd * cos(x, prototype of the predicted class)
+    X, X_txt, y = data
+    est = bl.TrustVLM(logit_scale=10.0).fit(X, X_txt, y)
+    assert est.lbd_ in bl.TrustVLM._LBD_GRID
+    assert est.validation_aurocs_.shape == (len(bl.TrustVLM._LBD_GRID),)
+    assert est.lbd_ == bl.TrustVLM._LBD_GRID[int(np.argmax(est.validation_aurocs_))]
+    # the final prototypes come from all the correctly predicted images
+    pred = (_unit(X) @ _unit(X_txt).T).argmax(axis=1)
+    for c in range(5):
+        members = _unit(X[(y == 1) & (pred == c)])
+        assert_allclose(est.prototypes_[c], _unit(members.mean(axis=0)[None])[0])
+    z = 10.0 * _unit(X) @ _unit(X_txt).T
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    msp = (p / p.sum(axis=1, keepdims=True)).max(axis=1)
+    cos = np.einsum("ij,ij->i", _unit(X), est.prototypes_[pred])
+    assert_allclose(est.decision_function(X), msp + est.lbd_ * cos, rtol=1e-10)
+    fixed = bl.TrustVLM(lbd=1.0, logit_scale=10.0).fit(X, X_txt, y)
+    assert fixed.lbd_ == 1.0 and fixed.validation_aurocs_ is None
+
+
+def test_icpe_matches_its_definition(data):
+    # Lin et al. 2025: 0.5 * (MSP + softmax_j(log N(PCA(x); mu_j, S_j))[pred])
+    X, X_txt, y = data
+    est = bl.ICPE(n_components=3, reg_covar=1e-8, logit_scale=10.0).fit(X, X_txt, y)
+    assert est.n_components_ == 3
+    U, Ut = _unit(X), _unit(X_txt)
+    pred = (U @ Ut.T).argmax(axis=1)
+    members, labels = U[y == 1], pred[y == 1]
+    centred = members - members.mean(axis=0)
+    evals, evecs = np.linalg.eigh(centred.T @ centred / len(members))
+    W = evecs[:, ::-1][:, :3]
+    Z = centred @ W
+    Zx = (U - members.mean(axis=0)) @ W
+    log_pdf = np.empty((len(X), 5))
+    for c in range(5):
+        Zc = Z[labels == c]
+        S = np.cov(Zc.T, bias=True) + 1e-8 * np.eye(3)
+        dev = Zx - Zc.mean(axis=0)
+        maha = np.einsum("ij,ij->i", dev @ np.linalg.inv(S), dev)
+        log_pdf[:, c] = -0.5 * (maha + np.linalg.slogdet(S)[1] + 3 * np.log(2 * np.pi))
+    q = np.exp(log_pdf - log_pdf.max(axis=1, keepdims=True))
+    q /= q.sum(axis=1, keepdims=True)
+    z = 10.0 * U @ Ut.T
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    msp = (p / p.sum(axis=1, keepdims=True)).max(axis=1)
+    expected = 0.5 * (msp + q[np.arange(len(X)), pred])
+    assert_allclose(est.decision_function(X), expected, rtol=1e-8, atol=1e-12)
+    tuned = bl.ICPE(logit_scale=10.0).fit(X, X_txt, y)
+    assert tuned.n_components_ in (12, 8)  # the grid capped at d = 12
+    assert tuned.validation_aurocs_.shape == (2,)
+
+
+def test_relu_tunes_temperature_and_lambda(data):
+    X, X_txt, y = data
+    est = bl.RelU(logit_scale=10.0).fit(X, X_txt, y)
+    n = len(bl.RelU._T_GRID) * len(bl.RelU._LBD_GRID)
+    assert est.validation_aurocs_.shape == (n,)
+    best = int(np.argmax(est.validation_aurocs_))
+    assert est.temperature_ == bl.RelU._T_GRID[best // len(bl.RelU._LBD_GRID)]
+    assert est.lbd_ == bl.RelU._LBD_GRID[best % len(bl.RelU._LBD_GRID)]
+    # the final D is learned on all the data at the chosen values
+    fixed = bl.RelU(logit_scale=10.0, temperature=est.temperature_, lbd=est.lbd_).fit(
+        X, X_txt, y
+    )
+    assert fixed.validation_aurocs_ is None
+    assert_allclose(fixed.D_, est.D_)
+    assert_allclose(fixed.decision_function(X), est.decision_function(X))
+
+
+def test_lvu_regresses_the_true_class_probability(data):
+    X, X_txt, y = data
+    est = bl.LVU(hidden_layer_sizes=(16,), max_epochs=2, logit_scale=10.0)
+    est.fit(X, X_txt, y)
+    # target: p_max for correct predictions (their true class), 0 for failures
+    z = 10.0 * _unit(X) @ _unit(X_txt).T
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p_max = (p / p.sum(axis=1, keepdims=True)).max(axis=1)
+    from vilu_sklearn._base import resolve_fit_inputs
+
+    inputs = resolve_fit_inputs(clone(est), X, X_txt, y)
+    assert_allclose(est._targets(inputs), y * p_max, rtol=1e-10)
+    assert_allclose(est.set_params(loss="bce")._targets(inputs), y)
+    # deterministic for a fixed random_state; the score is a sigmoid output
+    again = clone(est).set_params(loss="tcp_mse").fit(X, X_txt, y)
+    first = clone(again).fit(X, X_txt, y)
+    assert_array_equal(again.decision_function(X), first.decision_function(X))
+    assert len(again.loss_curve_) == 2
+
+
+def test_new_baselines_beat_chance_on_synthetic_data():
+    from vilu_sklearn.datasets import make_vlm_embeddings
+
+    d = make_vlm_embeddings(3000, 20, 64, accuracy=0.65, random_state=0)
+    y = correctness(d.X_img, d.X_txt, d.labels)
+    for est in (
+        bl.MCM(),
+        bl.KNN(),
+        bl.Mahalanobis(),
+        bl.RelativeMahalanobis(),
+        bl.TrustVLM(),
+        bl.ICPE(),
+        bl.RelU(),
+    ):
+        conf = est.fit(d.X_img[:2000], d.X_txt, y[:2000]).decision_function(
+            d.X_img[2000:]
+        )
+        assert auroc(y[2000:], conf) > 0.5, type(est).__name__
