@@ -547,18 +547,27 @@ def test_cifar_reference_definitions(cifar):
         assert_allclose(conf, expected, rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cifar_fitted_baselines_beat_chance(cifar):
     T, s = cifar["X_txt"], float(cifar["logit_scale"])
-    X_tr, X_te = cifar["X_img_train"][:5000], cifar["X_img_test"]
+    X_tr, X_te = cifar["X_img_train"][:5000], cifar["X_img_test"][:4000]
     y_tr = correctness(X_tr, T, cifar["y_train"][:5000])
-    y_te = correctness(X_te, T, cifar["y_test"])
+    y_te = correctness(X_te, T, cifar["y_test"][:4000])
+    # on all the data (docs/benchmark.md) the weakest, Mahalanobis, is at 61.4
     for est in (
+        bl.MCM(),
         bl.TemperatureScaling(logit_scale=s),
         bl.RelU(logit_scale=s),
         bl.TrustScore(logit_scale=s),
+        bl.KNN(logit_scale=s),
+        bl.Mahalanobis(logit_scale=s),
+        bl.RelativeMahalanobis(logit_scale=s),
+        bl.TrustVLM(logit_scale=s),
+        bl.ICPE(logit_scale=s),
+        bl.LVU(logit_scale=s, max_epochs=3),
     ):
         conf = est.fit(X_tr, T, y_tr).decision_function(X_te)
-        assert auroc(y_te, conf) > 0.5, type(est).__name__
+        assert auroc(y_te, conf) > 0.55, type(est).__name__
 
 
 # --- the new baselines against their papers' definitions ----------------------

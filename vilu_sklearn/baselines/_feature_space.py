@@ -64,7 +64,7 @@ class KNN(BaseBaseline):
     Distances are computed in float32 blocks of at most 2**23 elements against
     all training rows (exact brute force; the selected distance is recomputed
     in float64), so 10,000 test images against 40,000 training images of
-    width 384 take a few seconds on one core. ``fit`` keeps a float64 copy of
+    width 384 take about 6 s of one CPU core. ``fit`` keeps a float64 copy of
     the reference images. With ``sample_weight``, the k-th neighbour is where
     the cumulated weight reaches ``k`` (integer weights act as repeated
     images; slower: each block is fully sorted).
