@@ -168,7 +168,7 @@ class ViLUClassifier(BaseFailurePredictor):
         mini-batch; a number is a fixed weight; None weighs all samples equally.
     optimizer : {"sgd", "adamw", "adam"}, default="adamw"
         Optimiser. The defaults (AdamW, lr 1e-3, weight decay 1e-2, 1 warm-up
-        epoch, cosine schedule, batch 256, 20 epochs, weight averaging) were
+        epoch, cosine schedule, batch 256, 20 epochs) were
         chosen on a validation split of real-image embeddings (docs/vilu.md);
         the authors' recipe (SGD, momentum 0.9, weight decay 5e-4, 5 warm-up
         epochs, batch 128) is in ``REFERENCE_PARAMS``.
@@ -184,7 +184,7 @@ class ViLUClassifier(BaseFailurePredictor):
         Linear warm-up epochs (from 0.1 x ``lr``).
     max_epochs : int, default=20
         Maximum number of epochs.
-    weight_averaging_epochs : float or None, default=8.0
+    weight_averaging_epochs : float or None, default=None
         Keep an exponential moving average of the weights with a time constant
         of this many epochs of steps, and use it as the final model (None: the
         last weights). Not used with early stopping, which restores the weights
@@ -345,7 +345,7 @@ class ViLUClassifier(BaseFailurePredictor):
         lr_schedule: str = "cosine",
         warmup_epochs: int = 1,
         max_epochs: int = 20,
-        weight_averaging_epochs: float | None = 8.0,
+        weight_averaging_epochs: float | None = None,
         batch_size: int | None = None,
         early_stopping: bool = False,
         early_stopping_metric: str = "auroc",
