@@ -18,6 +18,8 @@ _GEN_CHUNK = 8192
 # most (pilot rows x candidates) score entries kept for calibrating the noise
 _PILOT_BUDGET = 12_000_000
 _MIN_PILOT, _MAX_PILOT = 1000, 20000
+# most classes searched for the look-alike classes of the visual modes
+_MAX_ALIKE_CANDIDATES = 4096
 
 
 def _check_int(value: Any, name: str, minimum: int) -> int:
@@ -251,17 +253,23 @@ def _look_alikes(
     """For every (class, mode), the class whose prompt the mode drifts towards.
 
     One of the 3 nearest anchors (cosine), or the confusable partner with
-    probability 1/2 for paired classes. Chunked: no (K, K) matrix.
+    probability 1/2 for paired classes. Chunked: no (K, K) matrix; beyond
+    ``_MAX_ALIKE_CANDIDATES`` classes the nearest are sought among that many
+    random classes, which bounds the time.
     """
     K = T.shape[0]
     if K < 2:
         return np.zeros((K, n_modes), dtype=np.int64)
     n_near = min(3, K - 1)
+    cand = np.arange(K)
+    if K > _MAX_ALIKE_CANDIDATES:
+        cand = np.sort(rng.choice(K, size=_MAX_ALIKE_CANDIDATES, replace=False))
     near = np.empty((K, n_near), dtype=np.int64)
     for start in range(0, K, 512):
-        G = T[start : start + 512] @ T.T
-        G[np.arange(G.shape[0]), np.arange(start, start + G.shape[0])] = -np.inf
-        near[start : start + 512] = np.argpartition(-G, n_near - 1, axis=1)[:, :n_near]
+        rows = np.arange(start, min(start + 512, K))
+        G = T[rows] @ T[cand].T
+        G[rows[:, None] == cand] = -np.inf
+        near[rows] = cand[np.argpartition(-G, n_near - 1, axis=1)[:, :n_near]]
     pick = rng.integers(0, n_near, size=(K, n_modes))
     alike = near[np.arange(K)[:, None], pick]
     partner = np.full(K, -1)
@@ -326,7 +334,7 @@ def make_vlm_embeddings(
     mode_drift: float = 5.0,
     n_backgrounds: int = 8,
     background_strength: float = 1.0,
-    visual_separation: float = 0.2,
+    visual_separation: float = 0.15,
     image_specificity: float = 0.35,
     residual_noise: float = 0.3,
 ) -> Any:
@@ -436,7 +444,7 @@ def make_vlm_embeddings(
         Mean pull of a background towards the prompt of the class it is typical
         of (per-direction noise units; the intensity is exponential). ``0`` for
         none.
-    visual_separation : float, default=0.2
+    visual_separation : float, default=0.15
         Norm of the image-only class look relative to the noise (modes and
         backgrounds get 0.75 of it): how well image neighbourhoods reveal the
         class, the mode and the background.
@@ -649,7 +657,7 @@ def make_caption_embeddings(
     mode_drift: float = 5.0,
     n_backgrounds: int = 8,
     background_strength: float = 1.0,
-    visual_separation: float = 0.2,
+    visual_separation: float = 0.15,
 ) -> Any:
     """Synthetic paired image and caption embeddings for caption mode.
 
