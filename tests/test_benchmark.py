@@ -240,7 +240,7 @@ def test_cli_shows_progress_by_default_and_not_with_quiet(tmp_path, small, capsy
     assert [row["method"] for row in json.loads(out)] == ["MSP", "ViLU"]
     assert "[2/2] ViLU: fitting ..." in err
     assert re.search(r"\[2/2\] ViLU: AUROC [0-9.]+, fit [0-9.]+ s", err)
-    assert "train_loss" in err and "valid_auroc" in err  # the epochs of ViLU
+    assert "train_loss" in err and "epochs" in err  # ViLU's epochs and bar
     assert main([*argv, "--quiet"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)[1]["method"] == "ViLU" and err == ""

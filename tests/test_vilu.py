@@ -278,8 +278,8 @@ def test_verbose_prints_one_line_per_epoch(toy, capsys):
 def test_verbose_progress_bar_shows_loss_and_valid_auroc(toy, capsys):
     pytest.importorskip("tqdm")
     X_img, X_txt, _, y = toy
-    clf = ViLUClassifier(**{**FAST, "max_epochs": 3, "verbose": 1})
-    clf.fit(X_img, X_txt, y)
+    params = {**FAST, "max_epochs": 3, "verbose": 1, "early_stopping": True}
+    clf = ViLUClassifier(**params).fit(X_img, X_txt, y)
     err = capsys.readouterr().err
     assert "epochs" in err and "3/3" in err
     assert re.search(r"train_loss=[0-9.]+, valid_loss=[0-9.]+, valid_auroc=", err)
@@ -293,8 +293,8 @@ def test_verbose_without_tqdm_falls_back_to_epoch_lines(toy, capsys, monkeypatch
 
     monkeypatch.setitem(sys.modules, "tqdm", None)  # as if not installed
     X_img, X_txt, _, y = toy
-    clf = ViLUClassifier(**{**FAST, "max_epochs": 2, "verbose": 1})
-    clf.fit(X_img, X_txt, y)
+    params = {**FAST, "max_epochs": 2, "verbose": 1, "early_stopping": True}
+    clf = ViLUClassifier(**params).fit(X_img, X_txt, y)
     out, err = capsys.readouterr()
     assert "progress_bar" not in dict(clf.net_.callbacks_)
     assert "valid_auroc" in out and "train_loss" in out and "epochs" not in err
