@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -93,6 +94,21 @@ def test_benchmark_returns_dataframe_when_pandas_installed(small):
         "predict_time",
     } <= set(frame.columns)
     assert "MSP" in format_table(frame)
+
+
+def test_benchmark_type_depends_on_as_frame_only(small, monkeypatch):
+    """One return type per as_frame value, whatever is installed."""
+    X_tr, T, y_tr, X_te, y_te = _split(small)
+    args = ({"MSP": MSP()}, X_tr, T, y_tr, X_te, y_te)
+    rows = benchmark(*args, n_resamples=0, as_frame=False)
+    assert isinstance(rows, list) and rows[0]["method"] == "MSP"
+    assert set(rows[0]["_arrays"]) == {"confidence", "y_correct"}
+    with pytest.raises(ValueError, match="as_frame must be True or False"):
+        benchmark(*args, n_resamples=0, as_frame="auto")
+    monkeypatch.setitem(sys.modules, "pandas", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"as_frame=False for a list of dicts"):
+        benchmark(*args, n_resamples=0)
+    assert isinstance(benchmark(*args, n_resamples=0, as_frame=False), list)
 
 
 def test_benchmark_caption_mode():
@@ -211,6 +227,23 @@ def test_cli_on_a_small_npz(tmp_path, small, capsys):
     rows = json.loads(out_json.read_text())
     assert [r["method"] for r in rows] == ["MSP", "Doctor", "ViLU"]
     assert json.loads(capsys.readouterr().out)[0]["method"] == "MSP"
+
+
+def test_cli_shows_progress_by_default_and_not_with_quiet(tmp_path, small, capsys):
+    """Which method runs, how long it took and ViLU's epochs, all on stderr."""
+    path = tmp_path / "emb.npz"
+    np.savez(path, X_img=small.X_img, y=small.labels, X_txt=small.X_txt)
+    argv = ["benchmark", "--data", str(path), "--methods", "MSP,ViLU"]
+    argv += ["--max-epochs", "2", "--n-resamples", "0", "--format", "json"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert [row["method"] for row in json.loads(out)] == ["MSP", "ViLU"]
+    assert "[2/2] ViLU: fitting ..." in err
+    assert re.search(r"\[2/2\] ViLU: AUROC [0-9.]+, fit [0-9.]+ s", err)
+    assert "train_loss" in err and "epochs" in err  # ViLU's epochs and bar
+    assert main([*argv, "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)[1]["method"] == "ViLU" and err == ""
 
 
 def test_cli_plots(tmp_path, small):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import warnings
 
 import joblib
@@ -272,6 +273,37 @@ def test_verbose_prints_one_line_per_epoch(toy, capsys):
         sum(line.strip().startswith(("1 ", "2 ", "3 ")) for line in out.splitlines())
         == 3
     )
+
+
+def test_verbose_progress_bar_shows_loss_and_valid_auroc(toy, capsys):
+    pytest.importorskip("tqdm")
+    X_img, X_txt, _, y = toy
+    params = {**FAST, "max_epochs": 3, "verbose": 1, "early_stopping": True}
+    clf = ViLUClassifier(**params).fit(X_img, X_txt, y)
+    err = capsys.readouterr().err
+    assert "epochs" in err and "3/3" in err
+    assert re.search(r"train_loss=[0-9.]+, valid_loss=[0-9.]+, valid_auroc=", err)
+    bar = dict(clf.net_.callbacks_)["progress_bar"]
+    assert bar.bar_ is None  # nothing left open: the model pickles
+    pickle.loads(pickle.dumps(clf))
+
+
+def test_verbose_without_tqdm_falls_back_to_epoch_lines(toy, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # as if not installed
+    X_img, X_txt, _, y = toy
+    params = {**FAST, "max_epochs": 2, "verbose": 1, "early_stopping": True}
+    clf = ViLUClassifier(**params).fit(X_img, X_txt, y)
+    out, err = capsys.readouterr()
+    assert "progress_bar" not in dict(clf.net_.callbacks_)
+    assert "valid_auroc" in out and "train_loss" in out and "epochs" not in err
+
+
+def test_silent_by_default(toy, capsys):
+    X_img, X_txt, _, y = toy
+    ViLUClassifier(**{**FAST, "max_epochs": 2}).fit(X_img, X_txt, y)
+    assert capsys.readouterr() == ("", "")
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "adam", "sgd"])

@@ -142,7 +142,7 @@ def benchmark(
     n_resamples: int = 200,
     confidence_level: float = 0.95,
     random_state: int = 0,
-    as_frame: bool | str = "auto",
+    as_frame: bool = True,
     progress: bool | Callable[[str], None] = False,
 ) -> Any:
     """Fit failure predictors on one split and compare them on another.
@@ -190,18 +190,22 @@ def benchmark(
         Level of the intervals.
     random_state : int, default=0
         Seed of the bootstrap.
-    as_frame : "auto" or bool, default="auto"
-        Return a pandas DataFrame ("auto": when pandas is installed) or a list of
-        dicts, one row per estimator.
+    as_frame : bool, default=True
+        Return a pandas DataFrame (which needs pandas: ``pip install
+        vilu-sklearn[pandas]``) or, with False, a list of dicts. The type
+        depends on this argument only, never on what is installed.
     progress : bool or callable, default=False
         Report progress on stderr (True) or through a callable taking a message.
 
     Returns
     -------
     table : pandas.DataFrame or list of dict
-        One row per estimator: ``method``, ``accuracy`` (the VLM's), every metric
-        with ``_ci_low``/``_ci_high`` columns, ``fit_time`` and ``predict_time``
-        in seconds.
+        A DataFrame (``as_frame=True``) or a list of dicts (``as_frame=False``)
+        with one row per estimator: ``method``, ``accuracy`` (the VLM's), every
+        metric with ``_ci_low``/``_ci_high`` columns, ``fit_time`` and
+        ``predict_time`` in seconds. The test labels and confidences are kept
+        for plots: in ``frame.attrs["arrays"]`` (by method), or in each row's
+        ``"_arrays"``.
 
     Examples
     --------
@@ -224,6 +228,10 @@ def benchmark(
         emit = _progress_printer(sys.stderr)
     else:
         emit = None
+    if not isinstance(as_frame, bool | np.bool_):
+        raise ValueError(f"as_frame must be True or False; got {as_frame!r}.")
+    if as_frame:
+        _require_pandas()
     if X_img_test is None:
         raise ValueError("X_img_test is required.")
     if mode not in ("classification", "caption"):
@@ -231,43 +239,18 @@ def benchmark(
     if y_kind not in ("labels", "correct"):
         raise ValueError(f"y_kind must be 'labels' or 'correct'; got {y_kind!r}.")
 
-    X_img_train = check_embeddings(X_img_train, name="X_img_train")
-    d = X_img_train.shape[1]
-    X_img_test = check_embeddings(
-        X_img_test, name="X_img_test", dim=d, dim_source="X_img_train"
+    fit_args, predict_args, y_test_correct = _benchmark_inputs(
+        X_img_train,
+        X_txt,
+        y_train,
+        X_img_test,
+        y_test,
+        X_txt_test=X_txt_test,
+        y_kind=y_kind,
+        mode=mode,
+        caption_group_size=caption_group_size,
+        normalize=normalize,
     )
-    if mode == "caption":
-        X_txt = check_candidate_texts(X_txt, d, n_rows=X_img_train.shape[0])
-        if X_txt_test is None:
-            raise ValueError("Caption mode needs X_txt_test, the test captions.")
-        X_txt_test = check_candidate_texts(X_txt_test, d, n_rows=X_img_test.shape[0])
-        y_test_correct = caption_correctness(
-            X_img_test, X_txt_test, group_size=caption_group_size, normalize=normalize
-        )
-        y_train_correct = None
-        fit_args: tuple[Any, ...] = (X_img_train, X_txt)
-        predict_args: tuple[Any, ...] = (X_img_test, X_txt_test)
-    else:
-        X_txt = check_candidate_texts(X_txt, d)
-        if y_train is None or y_test is None:
-            raise ValueError("Classification mode needs y_train and y_test.")
-        if y_kind == "labels":
-            y_train_correct = correctness(
-                X_img_train, X_txt, np.asarray(y_train), normalize=normalize
-            )
-            y_test_correct = correctness(
-                X_img_test, X_txt, np.asarray(y_test), normalize=normalize
-            )
-        else:
-            y_train_correct = check_y_correct(
-                y_train, n_samples=X_img_train.shape[0], name="y_train"
-            )[0]
-            y_test_correct = check_y_correct(
-                y_test, n_samples=X_img_test.shape[0], name="y_test"
-            )[0]
-        fit_args = (X_img_train, X_txt, y_train_correct)
-        predict_args = (X_img_test, X_txt)
-
     rows: list[dict[str, Any]] = []
     names = list(estimators)
     for i, name in enumerate(names, 1):
@@ -303,17 +286,77 @@ def benchmark(
     return _as_table(rows, as_frame)
 
 
-def _as_table(rows: list[dict[str, Any]], as_frame: bool | str) -> Any:
+def _benchmark_inputs(
+    X_img_train: Any,
+    X_txt: Any,
+    y_train: Any,
+    X_img_test: Any,
+    y_test: Any,
+    *,
+    X_txt_test: Any,
+    y_kind: str,
+    mode: str,
+    caption_group_size: int,
+    normalize: bool,
+) -> tuple[tuple[Any, ...], tuple[Any, ...], np.ndarray]:
+    """Validate the data of :func:`benchmark`.
+
+    Returns the arguments of ``fit`` and of ``decision_function``, and the test
+    ``y_correct``.
+    """
+    X_img_train = check_embeddings(X_img_train, name="X_img_train")
+    d = X_img_train.shape[1]
+    X_img_test = check_embeddings(
+        X_img_test, name="X_img_test", dim=d, dim_source="X_img_train"
+    )
+    if mode == "caption":
+        X_txt = check_candidate_texts(X_txt, d, n_rows=X_img_train.shape[0])
+        if X_txt_test is None:
+            raise ValueError("Caption mode needs X_txt_test, the test captions.")
+        X_txt_test = check_candidate_texts(X_txt_test, d, n_rows=X_img_test.shape[0])
+        y_test_correct = caption_correctness(
+            X_img_test, X_txt_test, group_size=caption_group_size, normalize=normalize
+        )
+        fit_args: tuple[Any, ...] = (X_img_train, X_txt)
+        predict_args: tuple[Any, ...] = (X_img_test, X_txt_test)
+    else:
+        X_txt = check_candidate_texts(X_txt, d)
+        if y_train is None or y_test is None:
+            raise ValueError("Classification mode needs y_train and y_test.")
+        if y_kind == "labels":
+            y_train_correct = correctness(
+                X_img_train, X_txt, np.asarray(y_train), normalize=normalize
+            )
+            y_test_correct = correctness(
+                X_img_test, X_txt, np.asarray(y_test), normalize=normalize
+            )
+        else:
+            y_train_correct = check_y_correct(
+                y_train, n_samples=X_img_train.shape[0], name="y_train"
+            )[0]
+            y_test_correct = check_y_correct(
+                y_test, n_samples=X_img_test.shape[0], name="y_test"
+            )[0]
+        fit_args = (X_img_train, X_txt, y_train_correct)
+        predict_args = (X_img_test, X_txt)
+    return fit_args, predict_args, y_test_correct
+
+
+def _require_pandas() -> None:
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            "benchmark(as_frame=True) returns a pandas DataFrame, and pandas is not "
+            "installed: pip install 'vilu-sklearn[pandas]', or pass as_frame=False "
+            "for a list of dicts."
+        ) from None
+
+
+def _as_table(rows: list[dict[str, Any]], as_frame: bool) -> Any:
     plain = [
         {k: v for k, v in row.items() if not isinstance(v, np.ndarray)} for row in rows
     ]
-    if as_frame == "auto":
-        try:
-            import pandas  # noqa: F401
-        except ImportError:
-            as_frame = False
-        else:
-            as_frame = True
     if not as_frame:
         for row, full in zip(plain, rows, strict=True):
             row["_arrays"] = {

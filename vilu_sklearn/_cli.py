@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -155,7 +156,7 @@ def _file_data(
     return out
 
 
-def _plots(table: Any, directory: Path) -> list[Path]:
+def _plots(table: list[dict[str, Any]], directory: Path) -> list[Path]:
     from .metrics import (
         ConfidenceHistogramDisplay,
         FailureRocDisplay,
@@ -172,10 +173,7 @@ def _plots(table: Any, directory: Path) -> list[Path]:
             "--plots needs matplotlib: pip install 'vilu-sklearn[plot]'"
         ) from None
     directory.mkdir(parents=True, exist_ok=True)
-    if isinstance(table, list):
-        arrays = {row["method"]: row["_arrays"] for row in table}
-    else:
-        arrays = table.attrs["arrays"]
+    arrays = {row["method"]: row["_arrays"] for row in table}
     written = []
     for display, fname in (
         (FailureRocDisplay, "roc.png"),
@@ -233,28 +231,31 @@ def _benchmark_command(args: argparse.Namespace) -> int:
         mode=args.mode,
         caption_group_size=args.caption_group_size,
         max_epochs=args.max_epochs,
+        verbose=0 if args.quiet else 1,
     )
     if args.methods:
         estimators = _select_methods(estimators, args.methods)
-    table = benchmark(
-        estimators,
-        data["X_img_train"],
-        data["X_txt"],
-        data.get("y_train"),
-        data["X_img_test"],
-        data.get("y_test"),
-        X_txt_test=data.get("X_txt_test"),
-        y_kind=data.get("y_kind", "labels"),
-        mode=args.mode,
-        caption_group_size=args.caption_group_size,
-        n_resamples=args.n_resamples,
-        random_state=args.seed,
-        progress=not args.quiet,
-    )
-    rows = table if isinstance(table, list) else table.to_dict(orient="records")
+    # training progress (per-epoch lines, bars) goes to stderr: stdout is the table
+    with contextlib.redirect_stdout(sys.stderr):
+        table = benchmark(
+            estimators,
+            data["X_img_train"],
+            data["X_txt"],
+            data.get("y_train"),
+            data["X_img_test"],
+            data.get("y_test"),
+            X_txt_test=data.get("X_txt_test"),
+            y_kind=data.get("y_kind", "labels"),
+            mode=args.mode,
+            caption_group_size=args.caption_group_size,
+            n_resamples=args.n_resamples,
+            random_state=args.seed,
+            progress=not args.quiet,
+            as_frame=False,
+        )
     text = format_table(table, args.format)
     if args.format == "markdown":
-        acc = rows[0]["accuracy"] if rows else float("nan")
+        acc = table[0]["accuracy"] if table else float("nan")
         text = (
             f"Failure prediction on {data['description']}\n"
             f"VLM accuracy on the test split: {100 * acc:.1f} % "

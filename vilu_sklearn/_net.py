@@ -28,10 +28,12 @@ __all__ = [
     "ViLUNet",
     "WeightAveraging",
     "autocast",
-    "early_stopping_callbacks",
+    "EpochProgressBar",
+    "log_sink",
     "lr_scheduler",
     "resolve_device",
     "train_net",
+    "training_callbacks",
     "uses_autocast",
 ]
 
@@ -88,24 +90,53 @@ def lr_scheduler(schedule: str, *, warmup_epochs: int, max_epochs: int) -> LRSch
     )
 
 
-def early_stopping_callbacks(
-    metric: str, *, patience: int, tol: float, verbose: int
+def training_callbacks(
+    *,
+    freeze_proj_epochs: int,
+    lr_schedule: str,
+    warmup_epochs: int,
+    max_epochs: int,
+    weight_averaging_epochs: float | None,
+    early_stopping_metric: str | None,
+    patience: int,
+    tol: float,
+    verbose: int,
 ) -> list[tuple[str, Callback]]:
-    """Callbacks of early stopping on ``valid_auroc`` or ``valid_loss``."""
-    by_auroc = metric == "auroc"
-    callbacks: list[tuple[str, Callback]] = []
+    """Every callback of a ViLU fit, in order.
+
+    The projection freeze, the LR schedule, weight averaging (unless None),
+    early stopping (unless the metric is None: it monitors ``valid_auroc``,
+    recorded by :class:`ValidAUROC`, or ``valid_loss``) and, with
+    ``verbose >= 1`` and tqdm installed, an :class:`EpochProgressBar` showing the
+    epochs with the loss and validation AUROC.
+    """
+    callbacks: list[tuple[str, Callback]] = [
+        ("freeze_projections", FreezeProjections(freeze_proj_epochs)),
+        (
+            "lr_scheduler",
+            lr_scheduler(
+                lr_schedule, warmup_epochs=warmup_epochs, max_epochs=max_epochs
+            ),
+        ),
+    ]
+    if weight_averaging_epochs is not None:
+        callbacks.append(("weight_averaging", WeightAveraging(weight_averaging_epochs)))
+    by_auroc = early_stopping_metric == "auroc"
     if by_auroc:
         callbacks.append(("valid_auroc", ValidAUROC()))
-    stopper = EarlyStopping(
-        monitor="valid_auroc" if by_auroc else "valid_loss",
-        lower_is_better=not by_auroc,
-        patience=patience,
-        threshold=tol,
-        threshold_mode="rel",
-        load_best=True,
-        sink=print if verbose else _silent,
-    )
-    callbacks.append(("early_stopping", stopper))
+    if verbose and _tqdm() is not None:
+        callbacks.append(("progress_bar", EpochProgressBar(total=max_epochs)))
+    if early_stopping_metric is not None:
+        stopper = EarlyStopping(
+            monitor="valid_auroc" if by_auroc else "valid_loss",
+            lower_is_better=not by_auroc,
+            patience=patience,
+            threshold=tol,
+            threshold_mode="rel",
+            load_best=True,
+            sink=log_sink(verbose),
+        )
+        callbacks.append(("early_stopping", stopper))
     return callbacks
 
 
@@ -160,6 +191,61 @@ class WeightAveraging(Callback):
             for p, avg in zip(net.module_.parameters(), self.average_, strict=True):
                 p.copy_(avg)
         del self.average_  # not pickled with the fitted net
+
+
+def _tqdm() -> Any:
+    """The progress bar class of tqdm, or None when tqdm is not installed."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm
+
+
+def log_sink(verbose: int) -> Any:
+    """Where skorch's messages go.
+
+    Dropped at ``verbose=0``; otherwise printed to stdout, through
+    ``tqdm.write`` when tqdm is installed, so that they appear above the
+    progress bar instead of breaking it.
+    """
+    if not verbose:
+        return _silent
+    tqdm = _tqdm()
+    return print if tqdm is None else tqdm.write
+
+
+class EpochProgressBar(Callback):
+    """A tqdm bar over the epochs, with the latest losses and validation AUROC.
+
+    It is drawn on stderr and removed at the end of training (the per-epoch
+    lines stay), and holds no bar once training ends, so the fitted net
+    pickles as before.
+
+    Parameters
+    ----------
+    total : int
+        Maximum number of epochs.
+    """
+
+    _KEYS = ("train_loss", "valid_loss", "valid_auroc")
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+
+    def on_train_begin(self, net: Any, **kwargs: Any) -> None:
+        self.bar_ = _tqdm()(total=self.total, desc="epochs", unit="epoch", leave=False)
+
+    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
+        row = net.history[-1]
+        postfix = {key: f"{row[key]:.4f}" for key in self._KEYS if key in row}
+        self.bar_.set_postfix(postfix, refresh=False)
+        self.bar_.update(1)
+
+    def on_train_end(self, net: Any, **kwargs: Any) -> None:
+        bar, self.bar_ = getattr(self, "bar_", None), None
+        if bar is not None:
+            bar.close()
 
 
 class ValidAUROC(Callback):

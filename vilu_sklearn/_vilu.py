@@ -26,15 +26,13 @@ from ._data import BatchLoader, EmbeddingDataset, IndexSplit
 from ._modules import CandidateTables, EncodedCandidates, ViLUModule
 from ._net import (
     OPTIMIZERS,
-    FreezeProjections,
     ValidAUROC,
     ViLUNet,
-    WeightAveraging,
     autocast,
-    early_stopping_callbacks,
-    lr_scheduler,
+    log_sink,
     resolve_device,
     train_net,
+    training_callbacks,
     uses_autocast,
 )
 
@@ -223,7 +221,9 @@ class ViLUClassifier(BaseFailurePredictor):
         Seeds weight initialisation, shuffling and the validation split. The
         global NumPy and torch generators are left untouched.
     verbose : int, default=0
-        0: silent; 1: one line per epoch.
+        0: silent; 1: one line per epoch (losses, validation AUROC) on stdout
+        and, when tqdm is installed (extra ``vilu-sklearn[progress]``), a
+        progress bar over the epochs on stderr.
 
     Attributes
     ----------
@@ -492,29 +492,19 @@ class ViLUClassifier(BaseFailurePredictor):
         )
 
     def _callbacks(self, *, early: bool) -> list[tuple[str, Any]]:
-        """LR schedule, plus the early-stopping callbacks when ``early``."""
-        callbacks: list[tuple[str, Any]] = [
-            ("freeze_projections", FreezeProjections(int(self.freeze_proj_epochs))),
-            (
-                "lr_scheduler",
-                lr_scheduler(
-                    self.lr_schedule,
-                    warmup_epochs=int(self.warmup_epochs),
-                    max_epochs=int(self.max_epochs),
-                ),
-            ),
-        ]
-        if not early and self.weight_averaging_epochs is not None:
-            averaging = WeightAveraging(float(self.weight_averaging_epochs))
-            callbacks.append(("weight_averaging", averaging))
-        if early:
-            callbacks += early_stopping_callbacks(
-                self.early_stopping_metric,
-                patience=int(self.n_iter_no_change),
-                tol=float(self.tol),
-                verbose=int(self.verbose),
-            )
-        return callbacks
+        """Freeze, LR schedule, averaging or early stopping, progress."""
+        averaging = None if early else self.weight_averaging_epochs
+        return training_callbacks(
+            freeze_proj_epochs=int(self.freeze_proj_epochs),
+            weight_averaging_epochs=None if averaging is None else float(averaging),
+            lr_schedule=self.lr_schedule,
+            warmup_epochs=int(self.warmup_epochs),
+            max_epochs=int(self.max_epochs),
+            early_stopping_metric=self.early_stopping_metric if early else None,
+            patience=int(self.n_iter_no_change),
+            tol=float(self.tol),
+            verbose=int(self.verbose),
+        )
 
     def _optimizer_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"optimizer__weight_decay": self.weight_decay}
@@ -558,6 +548,7 @@ class ViLUClassifier(BaseFailurePredictor):
             callbacks=self._callbacks(early=early),
             device=device,
             verbose=int(self.verbose),
+            callbacks__print_log__sink=log_sink(int(self.verbose)),
             **self._iterator_kwargs(seed=seed),
             **self._optimizer_kwargs(),
         )
