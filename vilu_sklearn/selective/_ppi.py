@@ -240,11 +240,15 @@ def estimate_selective_risk(
     f_u = _check_probabilities(p_correct_unlabelled, "p_correct_unlabelled")
     f_a = _check_probabilities(p_correct_audit, "p_correct_audit")
     y_a = _check_y_binary(y_correct_audit, f_a.shape[0])
-    c_u = f_u if confidence_unlabelled is None else _check_confidence(
-        confidence_unlabelled, "confidence_unlabelled"
+    c_u = (
+        f_u
+        if confidence_unlabelled is None
+        else _check_confidence(confidence_unlabelled, "confidence_unlabelled")
     )
-    c_a = f_a if confidence_audit is None else _check_confidence(
-        confidence_audit, "confidence_audit"
+    c_a = (
+        f_a
+        if confidence_audit is None
+        else _check_confidence(confidence_audit, "confidence_audit")
     )
     if c_u.shape != f_u.shape or c_a.shape != f_a.shape:
         raise ValueError(

@@ -15,6 +15,7 @@ probability: that is what the p-values and bounds below use.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -118,6 +119,7 @@ def _risk_upper_bound(k: np.ndarray, n: np.ndarray, level: float) -> np.ndarray:
     return np.where(k >= n, 1.0, np.where(n > 0, ub, 1.0))
 
 
+@functools.lru_cache(maxsize=256)
 def _start_size(p_func: Callable[..., np.ndarray], alpha: float, delta: float) -> int:
     """Accepted samples where the fixed sequence starts.
 
@@ -150,7 +152,9 @@ def _needed_size(curve: _Curve, alpha: float, delta: float) -> str:
         )
     risk = curve.n_errors / curve.n_accepted
     cov = curve.n_accepted / curve.n
-    first = int(np.searchsorted(curve.n_accepted, _start_size(_p_binomial, alpha, delta)))
+    first = int(
+        np.searchsorted(curve.n_accepted, _start_size(_p_binomial, alpha, delta))
+    )
     if first < risk.shape[0] and risk[first] >= alpha:
         return (
             f"Among the {int(curve.n_accepted[first])} most confident calibration "
@@ -173,6 +177,13 @@ def _needed_size(curve: _Curve, alpha: float, delta: float) -> str:
             "The empirical error rate is at least target_risk at every threshold "
             "of this calibration set, so more samples of the same kind would not "
             "help: the confidence does not separate enough errors."
+        )
+    if best <= curve.n:
+        return (
+            "The error rate is below target_risk at some thresholds, but the test "
+            "sequence stopped early (a run of errors among the most confident "
+            "samples); a calibration set a few times larger, or method='sgr', may "
+            "certify one."
         )
     return (
         f"With error rates like these, roughly {int(math.ceil(best)):,} "
@@ -251,12 +262,15 @@ def _sgr(curve: _Curve, alpha: float, delta: float) -> tuple[int, float] | None:
 def _crc(curve: _Curve, alpha: float) -> int | None:
     """Conformal risk control on the selective risk (expected risk only).
 
-    Scanning from confident to less confident thresholds (from the same start
-    as LTT), keep the thresholds whose corrected risk ``(k + 1) / (n + 1)`` is
-    at most ``alpha``; stop at the first that is not, which makes the scanned
-    risk monotone as CRC needs.
+    Scanning from confident to less confident thresholds (from the number of
+    accepted samples at which half the target rate would pass), keep the
+    thresholds whose corrected risk ``(k + 1) / (n + 1)`` is at most
+    ``alpha``; stop at the first that is not, which makes the scanned risk
+    monotone as CRC needs.
     """
-    start = _start_size(_p_binomial, alpha, 0.5)
+    n = np.arange(1, 200_001)
+    ok = np.flatnonzero((np.floor(alpha * n / 2) + 1) / (n + 1) <= alpha)
+    start = int(n[ok[0]]) if ok.size else curve.n
     first = int(np.searchsorted(curve.n_accepted, min(start, curve.n)))
     corrected = (curve.n_errors[first:] + 1) / (curve.n_accepted[first:] + 1)
     fail = np.flatnonzero(corrected > alpha)
