@@ -93,6 +93,28 @@ def build_embedder(args: argparse.Namespace):
     )
 
 
+def add_calibration_arguments(parser: argparse.ArgumentParser) -> None:
+    """--target-error, --delta and --method of the certified threshold."""
+    parser.add_argument(
+        "--target-error",
+        type=float,
+        default=0.05,
+        help="largest acceptable error rate among trusted predictions",
+    )
+    parser.add_argument(
+        "--delta",
+        type=float,
+        default=0.1,
+        help="allowed probability that the certified error rate is exceeded",
+    )
+    parser.add_argument(
+        "--method",
+        choices=["ltt", "sgr", "crc"],
+        default="ltt",
+        help="calibration method of vilu_sklearn.selective.calibrate_threshold",
+    )
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -127,24 +149,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="prompt templates: base, imagenet7 or imagenet80",
     )
     parser.add_argument("--cache-dir", type=Path, default=Path(".vilu_cache"))
-    parser.add_argument(
-        "--target-error",
-        type=float,
-        default=0.05,
-        help="largest acceptable error rate among trusted predictions",
-    )
-    parser.add_argument(
-        "--delta",
-        type=float,
-        default=0.1,
-        help="allowed probability that the certified error rate is exceeded",
-    )
-    parser.add_argument(
-        "--method",
-        choices=["ltt", "sgr", "crc"],
-        default="ltt",
-        help="calibration method of vilu_sklearn.selective.calibrate_threshold",
-    )
+    add_calibration_arguments(parser)
     parser.add_argument(
         "--new-fraction",
         type=float,
@@ -179,6 +184,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not 0 < args.delta < 1:
         parser.error("--delta must be in (0, 1)")
     return args
+
+
+def write_decisions(rows: list[dict], output: Path | None) -> None:
+    """Print the decisions, and write them to ``output`` (CSV) if given."""
+    if output is not None:
+        with open(output, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    for row in rows:
+        print(
+            f"{row['decision']:>5}  {row['prediction']:<20} "
+            f"P(correct)={row['p_correct']:.2f}  {row['image']}"
+        )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -234,16 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "decision": "trust" if trusted[i] else "human",
             }
         )
-    if args.output is not None:
-        with open(args.output, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    for row in rows:
-        print(
-            f"{row['decision']:>5}  {row['prediction']:<20} "
-            f"P(correct)={row['p_correct']:.2f}  {row['image']}"
-        )
+    write_decisions(rows, args.output)
     n_trusted = int(trusted.sum())
     summary = {
         "n_images": len(paths),

@@ -116,6 +116,14 @@ def _progress_printer(stream: Any) -> Callable[[str], None]:
     return emit
 
 
+def _emitter(
+    progress: bool | Callable[[str], None],
+) -> Callable[[str], None] | None:
+    if callable(progress):
+        return progress
+    return _progress_printer(sys.stderr) if progress else None
+
+
 def benchmark(
     estimators: Mapping[str, Any],
     X_img_train: Any,
@@ -227,12 +235,7 @@ def benchmark(
     """
     from .metrics import failure_report
 
-    if callable(progress):
-        emit: Callable[[str], None] | None = progress
-    elif progress:
-        emit = _progress_printer(sys.stderr)
-    else:
-        emit = None
+    emit = _emitter(progress)
     if X_img_test is None:
         raise ValueError("X_img_test is required.")
     if mode not in ("classification", "caption"):
