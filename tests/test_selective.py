@@ -357,3 +357,17 @@ def test_sklearn_compatible(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         check(estimator)
+
+
+@pytest.mark.parametrize("method", ["ltt", "crc"])
+def test_small_calibration_set_starts_where_zero_errors_can_pass(method):
+    # 35 samples: too few for the half-rate start (38 at alpha = delta = 0.1:
+    # 1 error in 38 passes), but the 30 clean most confident ones can be
+    # certified (0.9**30 < 0.1)
+    y = np.r_[np.ones(30), np.zeros(5)].astype(int)
+    conf = np.linspace(1, 0, 35)
+    res = certify_threshold(conf, y, target_risk=0.1, delta=0.1, method=method)
+    assert np.isfinite(res.threshold) and res.coverage >= 22 / 35
+    # LTT stops at the first error (1 in 31 fails); CRC's (k + 1) / (n + 1)
+    # allows 2 errors in 32
+    assert res.coverage == (30 / 35 if method == "ltt" else 32 / 35)

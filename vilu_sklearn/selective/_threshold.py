@@ -226,6 +226,8 @@ def _ltt(curve: _Curve, alpha: float, delta: float, p_value: str) -> int | None:
     """
     p_func = _P_FUNCS[p_value]
     start = _start_size(p_func, alpha, delta)
+    if start > curve.n:  # small calibration set: start where 0 errors passes
+        start = _zero_error_size(alpha, delta)
     first = int(np.searchsorted(curve.n_accepted, min(start, curve.n)))
     p = p_func(curve.n_errors[first:], curve.n_accepted[first:], alpha)
     fail = np.flatnonzero(p > delta)
@@ -271,6 +273,8 @@ def _crc(curve: _Curve, alpha: float) -> int | None:
     n = np.arange(1, 200_001)
     ok = np.flatnonzero((np.floor(alpha * n / 2) + 1) / (n + 1) <= alpha)
     start = int(n[ok[0]]) if ok.size else curve.n
+    if start > curve.n:  # small calibration set: start where 0 errors passes
+        start = math.ceil(1 / alpha - 1 - 1e-9)
     first = int(np.searchsorted(curve.n_accepted, min(start, curve.n)))
     corrected = (curve.n_errors[first:] + 1) / (curve.n_accepted[first:] + 1)
     fail = np.flatnonzero(corrected > alpha)
