@@ -11,7 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binom
 from sklearn.base import clone
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import (
+    check_param_validation,
+    parametrize_with_checks,
+)
 
 from vilu_sklearn import ViLUClassifier, correctness
 from vilu_sklearn.baselines import MSP
@@ -371,3 +374,16 @@ def test_small_calibration_set_starts_where_zero_errors_can_pass(method):
     # LTT stops at the first error (1 in 31 fails); CRC's (k + 1) / (n + 1)
     # allows 2 errors in 32
     assert res.coverage == (30 / 35 if method == "ltt" else 32 / 35)
+
+
+def test_param_validation():
+    """Every parameter of SelectiveClassifier has a declared constraint."""
+    est = SelectiveClassifier(
+        ViLUClassifier(use_attention=False, use_predicted_text=False, **_FAST),
+        target_risk=0.3,
+        delta=0.5,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        check_param_validation("SelectiveClassifier", est)
