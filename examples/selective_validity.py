@@ -279,10 +279,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         y, msp, vilu, fit_time = cifar_scores(
             args.data, args.n_vilu_train, args.max_epochs, args.seed, not args.no_vilu
         )
-        print(
-            f"\nCIFAR-10 pool: {len(y)} rows, VLM accuracy {y.mean():.4f}; "
-            f"ViLU fitted on {args.n_vilu_train} other rows in {fit_time:.0f} s"
+        trained = (
+            ""
+            if vilu is None
+            else (
+                f"; ViLU fitted on {args.n_vilu_train} other rows in {fit_time:.0f} s"
+            )
         )
+        print(f"\nCIFAR-10 pool: {len(y)} rows, VLM accuracy {y.mean():.4f}{trained}")
         scores = {"MSP": msp} if vilu is None else {"MSP": msp, "ViLU": vilu}
         for name, score in scores.items():
             split, audit = pool_draws(score, score, y, args.n_cal, args.n_audit)
