@@ -213,8 +213,10 @@ def cifar_scores(
     clf = ViLUClassifier(logit_scale=s, max_epochs=max_epochs, random_state=seed)
     clf.fit(X_tr[fit], X_txt, correctness(X_tr[fit], X_txt, y_tr[fit]))
     fit_time = time.perf_counter() - start
+    # thresholds on the logit: P(correct) saturates at 1.0 in float32 and ties
+    vilu_conf = clf.decision_function(X_pool, X_txt)
     vilu_p = clf.predict_proba(X_pool, X_txt)[:, 1]
-    return y_pool, msp, vilu_p, fit_time
+    return y_pool, msp, (vilu_conf, vilu_p), fit_time
 
 
 def _print_block(
@@ -287,9 +289,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
         )
         print(f"\nCIFAR-10 pool: {len(y)} rows, VLM accuracy {y.mean():.4f}{trained}")
-        scores = {"MSP": msp} if vilu is None else {"MSP": msp, "ViLU": vilu}
-        for name, score in scores.items():
-            split, audit = pool_draws(score, score, y, args.n_cal, args.n_audit)
+        scores = {"MSP": (msp, msp)}
+        if vilu is not None:
+            scores["ViLU"] = vilu
+        for name, (score, p_correct) in scores.items():
+            split, audit = pool_draws(score, p_correct, y, args.n_cal, args.n_audit)
             out[f"cifar_{name}"] = threshold_validity(split, **kw)
             _print_block(f"CIFAR-10, {name}", out[f"cifar_{name}"], slack, dl, t)
             out[f"cifar_{name}_ppi"] = ppi_validity(audit, n_reps=R, seed=args.seed)
