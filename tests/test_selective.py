@@ -349,7 +349,12 @@ def test_clone_keeps_parameters():
 @parametrize_with_checks(
     [
         SelectiveClassifier(
-            ViLUClassifier(use_attention=False, use_predicted_text=False, **_FAST),
+            ViLUClassifier(
+                use_attention=False,
+                use_predicted_text=False,
+                posterior_head=False,
+                **_FAST,
+            ),
             target_risk=0.3,
             delta=0.5,
             random_state=0,
@@ -379,7 +384,12 @@ def test_small_calibration_set_starts_where_zero_errors_can_pass(method):
 def test_param_validation():
     """Every parameter of SelectiveClassifier has a declared constraint."""
     est = SelectiveClassifier(
-        ViLUClassifier(use_attention=False, use_predicted_text=False, **_FAST),
+        ViLUClassifier(
+            use_attention=False,
+            use_predicted_text=False,
+            posterior_head=False,
+            **_FAST,
+        ),
         target_risk=0.3,
         delta=0.5,
         random_state=0,
