@@ -7,8 +7,12 @@ Pipeline:
    ``--cache-dir``, so a second run reads them instead of recomputing;
 2. split the labelled images into a part to fit a ViLU failure predictor, a
    held-out part to choose a confidence threshold, and "new" images;
-3. choose the lowest threshold whose trusted held-out predictions have an error
-   rate of at most ``--target-error``;
+3. calibrate, on the held-out part, the threshold that
+   ``vilu_sklearn.selective.calibrate_threshold`` certifies: on new images of the
+   same kind, the error rate among trusted predictions is at most
+   ``--target-error`` with probability at least ``1 - --delta`` (no threshold
+   can be certified from too few held-out images: then nothing is trusted and
+   a warning says how many would be needed);
 4. for the new images, print which zero-shot predictions to trust and which to
    send to a human, and write them to ``--output`` (CSV).
 
@@ -60,22 +64,6 @@ def list_images(
     return paths, np.array(labels, dtype=np.int64), classes
 
 
-def choose_threshold(
-    scores: np.ndarray, y_correct: np.ndarray, target_error: float
-) -> float:
-    """Lowest score threshold whose trusted set (score >= t) has error <= target.
-
-    Returns ``inf`` (trust nothing) if no threshold reaches the target.
-    """
-    order = np.argsort(-scores, kind="stable")
-    s, errors = scores[order], 1 - y_correct[order]
-    err_rate = np.cumsum(errors) / np.arange(1, len(s) + 1)
-    # only cut between distinct scores
-    last_of_tie = np.r_[s[1:] != s[:-1], True]
-    ok = np.flatnonzero((err_rate <= target_error) & last_of_tie)
-    return float(s[ok[-1]]) if ok.size else float("inf")
-
-
 def build_embedder(args: argparse.Namespace):
     from vilu_sklearn.embed import CLIPEmbedder
 
@@ -102,6 +90,28 @@ def build_embedder(args: argparse.Namespace):
         cache_dir=args.cache_dir,
         batch_size=args.batch_size,
         progress=args.progress,
+    )
+
+
+def add_calibration_arguments(parser: argparse.ArgumentParser) -> None:
+    """--target-error, --delta and --method of the certified threshold."""
+    parser.add_argument(
+        "--target-error",
+        type=float,
+        default=0.05,
+        help="largest acceptable error rate among trusted predictions",
+    )
+    parser.add_argument(
+        "--delta",
+        type=float,
+        default=0.1,
+        help="allowed probability that the certified error rate is exceeded",
+    )
+    parser.add_argument(
+        "--method",
+        choices=["ltt", "sgr", "crc"],
+        default="ltt",
+        help="calibration method of vilu_sklearn.selective.calibrate_threshold",
     )
 
 
@@ -139,12 +149,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="prompt templates: base, imagenet7 or imagenet80",
     )
     parser.add_argument("--cache-dir", type=Path, default=Path(".vilu_cache"))
-    parser.add_argument(
-        "--target-error",
-        type=float,
-        default=0.05,
-        help="largest acceptable error rate among trusted predictions",
-    )
+    add_calibration_arguments(parser)
     parser.add_argument(
         "--new-fraction",
         type=float,
@@ -176,12 +181,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 0 < args.target_error < 1:
         parser.error("--target-error must be in (0, 1)")
+    if not 0 < args.delta < 1:
+        parser.error("--delta must be in (0, 1)")
     return args
+
+
+def write_decisions(rows: list[dict], output: Path | None) -> None:
+    """Print the decisions, and write them to ``output`` (CSV) if given."""
+    if output is not None:
+        with open(output, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    for row in rows:
+        print(
+            f"{row['decision']:>5}  {row['prediction']:<20} "
+            f"P(correct)={row['p_correct']:.2f}  {row['image']}"
+        )
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the pipeline; returns a summary dict (also printed as JSON)."""
     from vilu_sklearn import ViLUClassifier
+    from vilu_sklearn.selective import calibrate_threshold
 
     args = parse_args(argv)
     paths, labels, classes = list_images(args.images, args.classes)
@@ -209,8 +231,12 @@ def main(argv: list[str] | None = None) -> dict:
         max_epochs=args.max_epochs, random_state=args.seed, device=args.device
     )
     clf.fit(X_img[fit], X_txt, y_correct[fit])
-    threshold = choose_threshold(
-        clf.decision_function(X_img[cal], X_txt), y_correct[cal], args.target_error
+    threshold = calibrate_threshold(
+        clf.decision_function(X_img[cal], X_txt),
+        y_correct[cal],
+        target_risk=args.target_error,
+        delta=args.delta,
+        method=args.method,
     )
     scores_new = clf.decision_function(X_img[new], X_txt)
     p_correct = clf.predict_proba(X_img[new], X_txt)[:, 1]
@@ -227,16 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "decision": "trust" if trusted[i] else "human",
             }
         )
-    if args.output is not None:
-        with open(args.output, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    for row in rows:
-        print(
-            f"{row['decision']:>5}  {row['prediction']:<20} "
-            f"P(correct)={row['p_correct']:.2f}  {row['image']}"
-        )
+    write_decisions(rows, args.output)
     n_trusted = int(trusted.sum())
     summary = {
         "n_images": len(paths),
@@ -245,7 +262,10 @@ def main(argv: list[str] | None = None) -> dict:
         "n_new": len(new),
         "zero_shot_accuracy": float(y_correct.mean()),
         "threshold": threshold,
+        "certified": bool(np.isfinite(threshold)),
         "target_error": args.target_error,
+        "delta": args.delta,
+        "method": args.method,
         "n_trusted": n_trusted,
         "n_to_human": len(new) - n_trusted,
         "trusted_error_on_new": (

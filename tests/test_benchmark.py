@@ -318,3 +318,55 @@ def test_cli_on_shared_cifar_data(cifar_npz_path, cifar, tmp_path):
 
     acc = correctness(cifar["X_img_test"], cifar["X_txt"], cifar["y_test"]).mean()
     assert f"VLM accuracy on the test split: {100 * acc:.1f} %" in text
+
+
+def test_benchmark_certified_coverage_and_paired_comparison(small):
+    from vilu_sklearn import correctness
+    from vilu_sklearn.metrics import paired_bootstrap_ci
+    from vilu_sklearn.selective import calibrate_threshold
+
+    X_tr, T, y_tr, X_te, y_te = _split(small)
+    ests = {"MSP": MSP(), "DOCTOR": Doctor(), "Entropy": Entropy()}
+    rows = benchmark(
+        ests, X_tr, T, y_tr, X_te, y_te, n_resamples=40, as_frame=False,
+        target_risk=0.3, delta=0.2, reference="Entropy",
+    )  # fmt: skip
+    y = correctness(X_te, T, y_te)
+    for r in rows:
+        conf = r["_arrays"]["confidence"]
+        t = calibrate_threshold(conf, y, target_risk=0.3, delta=0.2)
+        assert r["certified_coverage"] == pytest.approx(np.mean(conf >= t))
+        assert r["certified_target_risk"] == 0.3 and r["certified_delta"] == 0.2
+    ref = rows[2]
+    best = max(rows[:2], key=lambda r: r["auroc"])
+    assert ref["paired_vs"] == best["method"]
+    assert "paired_vs" not in rows[0] and "paired_vs" not in rows[1]
+    expected = paired_bootstrap_ci(
+        "auroc", y, ref["_arrays"]["confidence"], best["_arrays"]["confidence"],
+        n_resamples=40, random_state=0,
+    )  # fmt: skip
+    assert ref["paired_auroc_diff"] == pytest.approx(expected.estimate)
+    assert ref["paired_auroc_diff_ci_low"] == pytest.approx(expected.low)
+    assert ref["paired_fpr_at_tpr_diff_ci_low"] <= ref["paired_fpr_at_tpr_diff"]
+    text = format_table(rows)
+    assert "Cov@30%✓ (δ=0.2) ↑" in text
+    assert f"Entropy − {best['method']} (best other method by AUROC)" in text
+    # the reference row is last: CSV still has its extra columns
+    header = format_table(rows, "csv").splitlines()[0].split(",")
+    assert "paired_auroc_diff_ci_high" in header
+    parsed = json.loads(format_table(rows, "json"))  # strict JSON, no Infinity
+    assert parsed[2]["paired_vs"] == best["method"]
+
+
+def test_cli_target_risk_and_delta(tmp_path, small, capsys):
+    path = tmp_path / "emb.npz"
+    np.savez(
+        path, X_img=small.X_img, y=small.labels, X_txt=small.X_txt, logit_scale=50.0
+    )
+    args = ["benchmark", "--data", str(path), "--methods", "MSP,DOCTOR", "--quiet"]
+    main([*args, "--n-resamples", "10", "--target-risk", "0.25", "--delta", "0.2"])
+    out = capsys.readouterr().out
+    assert "Cov@25%✓ (δ=0.2) ↑" in out and "selective risk <= 0.25" in out
+    with pytest.raises(SystemExit):
+        main([*args, "--target-risk", "1.5"])
+    assert "expected a number in (0, 1)" in capsys.readouterr().err

@@ -44,16 +44,6 @@ def _write_images(root: Path, n_per_class: int = 10) -> list[str]:
     return classes
 
 
-def test_choose_threshold():
-    module = _load_example()
-    scores = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
-    y = np.array([1, 1, 0, 1, 0])
-    assert module.choose_threshold(scores, y, 0.0) == 4.0
-    assert module.choose_threshold(scores, y, 0.25) == 2.0
-    assert module.choose_threshold(scores, y, 0.5) == 1.0
-    assert module.choose_threshold(scores, np.zeros(5, int), 0.1) == np.inf
-
-
 def test_images_to_trust_end_to_end(tmp_path, capsys):
     module = _load_example()
     images = tmp_path / "images"
@@ -75,7 +65,10 @@ def test_images_to_trust_end_to_end(tmp_path, capsys):
         "--device",
         "cpu",
     ]
-    summary = module.main(argv)
+    with pytest.warns(UserWarning, match="accept nothing"):
+        summary = module.main(argv)  # 10 held-out images certify nothing
+    assert summary["threshold"] == np.inf and not summary["certified"]
+    assert summary["n_trusted"] == 0 and summary["method"] == "ltt"
     assert summary["n_images"] == 40
     assert summary["n_fit"] + summary["n_calibration"] + summary["n_new"] == 40
     assert summary["n_trusted"] + summary["n_to_human"] == summary["n_new"] == 10
@@ -87,5 +80,6 @@ def test_images_to_trust_end_to_end(tmp_path, capsys):
     assert "P(correct)=" in capsys.readouterr().out
     assert list(cache.rglob("*.emb.npy"))  # embeddings were cached
     # second run: same decisions, embeddings read from the cache
-    again = module.main(argv)
+    with pytest.warns(UserWarning):
+        again = module.main(argv)
     assert [r["decision"] for r in again["rows"]] == [r["decision"] for r in rows]

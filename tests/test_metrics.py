@@ -39,6 +39,7 @@ from vilu_sklearn.metrics import (
     make_failure_scorer,
     neg_aurc_scorer,
     neg_fpr_at_95tpr_scorer,
+    paired_bootstrap_ci,
     risk_at_coverage,
     risk_coverage_curve,
 )
@@ -660,3 +661,60 @@ def test_msp_auroc_on_cifar(cifar):
         report = failure_report(y_correct, msp)
     assert 0.5 < report["auroc"] < 1
     assert report["eaurc"] > 0
+
+
+# ------------------------------------------------------- paired bootstrap
+def _two_scores(n=800, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    noise = rng.normal(size=n)
+    return y, y + noise, y + 3 * noise
+
+
+def test_paired_bootstrap_identical_scores_is_exactly_zero():
+    y, a, _ = _two_scores()
+    for metric in ("auroc", "fpr_at_tpr", "aurc"):
+        res = paired_bootstrap_ci(metric, y, a, a.copy(), n_resamples=100)
+        assert (res.estimate, res.low, res.high) == (0.0, 0.0, 0.0)
+
+
+def test_paired_bootstrap_dominating_score_excludes_zero():
+    y, better, worse = _two_scores()
+    d_auc = paired_bootstrap_ci("auroc", y, better, worse, n_resamples=300)
+    d_fpr = paired_bootstrap_ci(fpr_at_tpr, y, better, worse, n_resamples=300)
+    assert 0 < d_auc.low <= d_auc.estimate <= d_auc.high
+    assert d_fpr.low <= d_fpr.estimate <= d_fpr.high < 0
+    assert d_auc.estimate == pytest.approx(auroc(y, better) - auroc(y, worse))
+    swapped = paired_bootstrap_ci("auroc", y, worse, better, n_resamples=300)
+    assert swapped.low == pytest.approx(-d_auc.high)
+    assert swapped.high == pytest.approx(-d_auc.low)
+
+
+def test_paired_bootstrap_is_narrower_than_separate_intervals():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 600)
+    a = y + rng.normal(size=600)
+    b = a + 0.1 * rng.normal(size=600)  # nearly the same score
+    paired = paired_bootstrap_ci("auroc", y, a, b, n_resamples=300)
+    alone = bootstrap_ci("auroc", y, a, n_resamples=300)
+    assert paired.high - paired.low < 0.5 * (alone.high - alone.low)
+
+
+def test_paired_bootstrap_callable_matches_vectorised_path():
+    y, a, b = _two_scores(300, 2)
+
+    def my_auroc(y_true, conf, *, sample_weight=None):
+        return auroc(y_true, conf, sample_weight=sample_weight)
+
+    fast = paired_bootstrap_ci("auroc", y, a, b, n_resamples=50, random_state=3)
+    slow = paired_bootstrap_ci(my_auroc, y, a, b, n_resamples=50, random_state=3)
+    assert fast.low == pytest.approx(slow.low)
+    assert fast.high == pytest.approx(slow.high)
+
+
+def test_paired_bootstrap_checks_inputs():
+    y, a, _ = _two_scores(50)
+    with pytest.raises(ValueError, match="confidence has 50 values"):
+        paired_bootstrap_ci("auroc", y[:40], a[:40], a)
+    with pytest.raises(ValueError, match="NaN"):
+        paired_bootstrap_ci("auroc", y, a, np.r_[a[:-1], np.nan])

@@ -146,3 +146,21 @@ def test_metrics_import_does_not_import_matplotlib():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_risk_coverage_marks_the_certified_operating_point():
+    from vilu_sklearn.selective import calibrate_threshold
+
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(size=3000)
+    y = (rng.uniform(size=3000) < 0.4 + 0.6 * conf).astype(int)
+    t = calibrate_threshold(conf, y, target_risk=0.15)
+    disp = RiskCoverageDisplay.from_predictions(y, conf, threshold=t, target_risk=0.15)
+    (cov,), (risk,) = disp.point_.get_data()
+    assert cov == pytest.approx(np.mean(conf >= t))
+    assert risk == pytest.approx(1 - y[conf >= t].mean())
+    assert disp.target_line_.get_ydata()[0] == 0.15
+    labels = [h.get_label() for h in disp.ax_.get_legend().legend_handles]
+    assert "certified threshold" in labels
+    nothing = RiskCoverageDisplay.from_predictions(y, conf, threshold=np.inf)
+    assert nothing.point_.get_data()[0][0] == 0.0

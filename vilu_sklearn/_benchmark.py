@@ -126,6 +126,14 @@ def _progress_printer(stream: Any) -> Callable[[str], None]:
     return emit
 
 
+def _emitter(
+    progress: bool | Callable[[str], None],
+) -> Callable[[str], None] | None:
+    if callable(progress):
+        return progress
+    return _progress_printer(sys.stderr) if progress else None
+
+
 def benchmark(
     estimators: Mapping[str, Any],
     X_img_train: Any,
@@ -144,6 +152,9 @@ def benchmark(
     random_state: int = 0,
     as_frame: bool = True,
     progress: bool | Callable[[str], None] = False,
+    target_risk: float = 0.05,
+    delta: float = 0.1,
+    reference: str | None = "ViLU",
 ) -> Any:
     """Fit failure predictors on one split and compare them on another.
 
@@ -196,6 +207,17 @@ def benchmark(
         depends on this argument only, never on what is installed.
     progress : bool or callable, default=False
         Report progress on stderr (True) or through a callable taking a message.
+    target_risk : float, default=0.05
+        Target selective risk of the ``certified_coverage`` column: the share
+        of test predictions accepted by the threshold that
+        :func:`vilu_sklearn.selective.calibrate_threshold` (Learn-Then-Test)
+        certifies from the test split for this risk (with probability
+        ``1 - delta``, on new data of the same distribution).
+    delta : float, default=0.1
+        Failure probability of that certificate.
+    reference : str or None, default="ViLU"
+        The method compared with the best other method (by AUROC) with a
+        paired bootstrap (the same resamples for both); None skips it.
 
     Returns
     -------
@@ -206,6 +228,11 @@ def benchmark(
         ``predict_time`` in seconds. The test labels and confidences are kept
         for plots: in ``frame.attrs["arrays"]`` (by method), or in each row's
         ``"_arrays"``.
+        Each row also holds ``certified_coverage`` (with ``certified_threshold``,
+        ``certified_target_risk``, ``certified_delta``); the row of
+        ``reference`` holds ``paired_vs`` (the best other method by AUROC) and
+        ``paired_auroc_diff`` and ``paired_fpr_at_tpr_diff`` (reference minus
+        best, with ``_ci_low``/``_ci_high`` when ``n_resamples > 0``).
 
     Examples
     --------
@@ -222,12 +249,7 @@ def benchmark(
     """
     from .metrics import failure_report
 
-    if callable(progress):
-        emit: Callable[[str], None] | None = progress
-    elif progress:
-        emit = _progress_printer(sys.stderr)
-    else:
-        emit = None
+    emit = _emitter(progress)
     if not isinstance(as_frame, bool | np.bool_):
         raise ValueError(f"as_frame must be True or False; got {as_frame!r}.")
     if as_frame:
@@ -272,6 +294,7 @@ def benchmark(
         )
         row: dict[str, Any] = {"method": name}
         row.update(report)
+        row.update(_certified(y_test_correct, confidence, target_risk, delta))
         row["fit_time"] = fit_time
         row["predict_time"] = predict_time
         row["confidence"] = confidence  # dropped from the table, kept for plots
@@ -283,6 +306,7 @@ def benchmark(
             )
     for row in rows:
         row["y_correct"] = y_test_correct
+    _add_paired(rows, reference, n_resamples, confidence_level, random_state)
     return _as_table(rows, as_frame)
 
 
@@ -353,6 +377,60 @@ def _require_pandas() -> None:
         ) from None
 
 
+def _certified(
+    y_correct: np.ndarray, confidence: np.ndarray, target_risk: float, delta: float
+) -> dict[str, float]:
+    """Coverage of the threshold certified by LTT for ``target_risk``."""
+    import warnings
+
+    from .selective import calibrate_threshold
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # inf: coverage 0
+        t = calibrate_threshold(
+            confidence, y_correct, target_risk=target_risk, delta=delta
+        )
+    return {
+        "certified_coverage": float(np.mean(confidence >= t)),
+        "certified_threshold": float(t),
+        "certified_target_risk": float(target_risk),
+        "certified_delta": float(delta),
+    }
+
+
+def _add_paired(
+    rows: list[dict[str, Any]],
+    reference: str | None,
+    n_resamples: int,
+    confidence_level: float,
+    random_state: int,
+) -> None:
+    """Paired bootstrap of AUROC and FPR95: reference minus the best other."""
+    from .metrics import paired_bootstrap_ci
+
+    ref = [r for r in rows if r["method"] == reference]
+    others = [r for r in rows if r["method"] != reference]
+    if not ref or not others:
+        return
+    best = max(others, key=lambda r: r["auroc"])
+    row = ref[0]
+    row["paired_vs"] = best["method"]
+    for metric in ("auroc", "fpr_at_tpr"):
+        key = f"paired_{metric}_diff"
+        row[key] = row[metric] - best[metric]
+        if n_resamples > 0:
+            res = paired_bootstrap_ci(
+                metric,
+                row["y_correct"],
+                row["confidence"],
+                best["confidence"],
+                n_resamples=n_resamples,
+                confidence_level=confidence_level,
+                random_state=random_state,
+            )
+            row[f"{key}_ci_low"], row[f"{key}_ci_high"] = res.low, res.high
+
+
 def _as_table(rows: list[dict[str, Any]], as_frame: bool) -> Any:
     plain = [
         {k: v for k, v in row.items() if not isinstance(v, np.ndarray)} for row in rows
@@ -377,7 +455,15 @@ def _rows(table: Any) -> list[dict[str, Any]]:
     if isinstance(table, list):
         return [{k: v for k, v in row.items() if k != "_arrays"} for row in table]
     records: list[dict[str, Any]] = table.to_dict(orient="records")
-    return records
+    # a frame gives every row the reference row's paired_* columns, as NaN
+    return [
+        {
+            k: v
+            for k, v in row.items()
+            if not (k.startswith("paired_") and isinstance(v, float) and v != v)
+        }
+        for row in records
+    ]
 
 
 def _cell(row: Mapping[str, Any], key: str) -> str:
@@ -422,11 +508,18 @@ def format_table(table: Any, fmt: str = "markdown") -> str:
     | MSP | 80.0 | 60.0 | 50.0 | 10.0 | 0.0 | 0.01 |
     """
     rows = _rows(table)
-    if fmt == "json":
-        return json.dumps(rows, indent=2, default=float)
+    if fmt == "json":  # strict JSON: inf and NaN become null
+        clean = [
+            {
+                k: None if isinstance(v, float) and not np.isfinite(v) else v
+                for k, v in row.items()
+            }
+            for row in rows
+        ]
+        return json.dumps(clean, indent=2, default=float)
     if fmt == "csv":
         buffer = io.StringIO()
-        keys = list(rows[0]) if rows else []
+        keys = list(dict.fromkeys(k for row in rows for k in row))
         writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
@@ -439,13 +532,46 @@ def format_table(table: Any, fmt: str = "markdown") -> str:
         "fit (s)",
         "predict (s)",
     ]
+    certified = bool(rows) and "certified_coverage" in rows[0]
+    if certified:
+        header.insert(-2, _certified_title(rows[0]))
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [str(row["method"])]
         cells += [_cell(row, key) for key, _ in TABLE_COLUMNS]
+        if certified:
+            cells.append(_cell(row, "certified_coverage"))
         cells += [
             f"{row.get('fit_time', 0.0):.1f}",
             f"{row.get('predict_time', 0.0):.2f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += _paired_lines(rows)
     return "\n".join(lines)
+
+
+def _certified_title(row: Mapping[str, Any]) -> str:
+    risk = 100 * float(row.get("certified_target_risk", 0.05))
+    return f"Cov@{risk:g}%✓ (δ={float(row.get('certified_delta', 0.1)):g}) ↑"
+
+
+def _diff(row: Mapping[str, Any], key: str) -> str:
+    text = f"{100 * row[key]:+.1f}"
+    low, high = row.get(f"{key}_ci_low"), row.get(f"{key}_ci_high")
+    if low is not None and high is not None:
+        excl = " (excludes 0)" if low > 0 or high < 0 else " (includes 0)"
+        text += f" [{100 * low:+.1f}, {100 * high:+.1f}]{excl}"
+    return text
+
+
+def _paired_lines(rows: list[dict[str, Any]]) -> list[str]:
+    paired = [r for r in rows if isinstance(r.get("paired_vs"), str)]
+    if not paired:
+        return []
+    r = paired[0]
+    return [
+        "",
+        f"{r['method']} − {r['paired_vs']} (best other method by AUROC), paired "
+        f"bootstrap on the same resamples: ΔAUROC {_diff(r, 'paired_auroc_diff')}, "
+        f"ΔFPR95 {_diff(r, 'paired_fpr_at_tpr_diff')}",
+    ]

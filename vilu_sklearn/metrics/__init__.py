@@ -16,7 +16,7 @@ Conventions (the same in every function of this subpackage):
   samples.
 """
 
-from ._bootstrap import BootstrapCI, bootstrap_ci
+from ._bootstrap import BootstrapCI, bootstrap_ci, paired_bootstrap_ci
 from ._plot import ConfidenceHistogramDisplay, FailureRocDisplay, RiskCoverageDisplay
 from ._ranking import aupr_error, aupr_success, auroc, fpr_at_tpr
 from ._report import failure_report
@@ -70,6 +70,7 @@ __all__ = [
     "neg_eaurc_scorer",
     "neg_fpr_at_95tpr_scorer",
     "neg_risk_at_80coverage_scorer",
+    "paired_bootstrap_ci",
     "risk_at_coverage",
     "risk_coverage_curve",
 ]

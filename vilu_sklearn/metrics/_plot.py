@@ -353,6 +353,47 @@ class RiskCoverageDisplay(_DisplayMixin):
         )
         return self
 
+    def mark_operating_point(
+        self,
+        coverage: float,
+        risk: float,
+        *,
+        target_risk: float | None = None,
+        label: str | None = "certified threshold",
+        **kwargs: Any,
+    ) -> RiskCoverageDisplay:
+        """Mark an operating point, e.g. a certified threshold, on the curve.
+
+        Call after :meth:`plot`. Sets ``point_`` (and ``target_line_``).
+
+        Parameters
+        ----------
+        coverage, risk : float
+            Coverage and selective risk of the threshold on the plotted data.
+        target_risk : float, default=None
+            Also draw the target risk as a dashed horizontal line.
+        label : str or None, default="certified threshold"
+            Legend label of the point.
+        **kwargs
+            Passed to ``ax.plot`` for the point.
+
+        Returns
+        -------
+        display : RiskCoverageDisplay
+            ``self``.
+        """
+        kwargs.setdefault("marker", "*")
+        kwargs.setdefault("markersize", 12)
+        kwargs.setdefault("linestyle", "none")
+        (self.point_,) = self.ax_.plot([coverage], [risk], label=label, **kwargs)
+        if target_risk is not None:
+            self.target_line_ = self.ax_.axhline(
+                target_risk, linestyle="--", color="grey", linewidth=1,
+                label=f"target risk {target_risk:g}",
+            )  # fmt: skip
+        self.ax_.legend(loc="upper left")
+        return self
+
     @classmethod
     def from_predictions(
         cls,
@@ -362,6 +403,8 @@ class RiskCoverageDisplay(_DisplayMixin):
         sample_weight: Any = None,
         name: str | None = None,
         ax: Any = None,
+        threshold: float | None = None,
+        target_risk: float | None = None,
         **kwargs: Any,
     ) -> RiskCoverageDisplay:
         """Plot the risk-coverage curve from labels and confidences.
@@ -378,19 +421,43 @@ class RiskCoverageDisplay(_DisplayMixin):
             Legend name.
         ax : matplotlib Axes, default=None
             Axes to draw on.
+        threshold : float, default=None
+            Mark the operating point ``confidence >= threshold`` (e.g. from
+            :func:`vilu_sklearn.selective.calibrate_threshold`); ``inf``
+            marks coverage 0.
+        target_risk : float, default=None
+            With ``threshold``: draw the target risk as a dashed line.
         **kwargs
             Passed to ``ax.plot``.
 
         Returns
         -------
         display : RiskCoverageDisplay
+
+        Examples
+        --------
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> from vilu_sklearn.metrics import RiskCoverageDisplay
+        >>> y, conf = [1, 1, 0, 1, 0], [0.9, 0.8, 0.7, 0.6, 0.1]
+        >>> disp = RiskCoverageDisplay.from_predictions(
+        ...     y, conf, threshold=0.6, target_risk=0.3)
+        >>> [float(v[0]) for v in disp.point_.get_data()]  # coverage, risk
+        [0.8, 0.25]
         """
         coverage, risk, _ = risk_coverage_curve(
             y_correct, confidence, sample_weight=sample_weight
         )
         value = aurc(y_correct, confidence, sample_weight=sample_weight)
         disp = cls(coverage=coverage, risk=risk, aurc=value, name=name)
-        return disp.plot(ax=ax, **kwargs)
+        disp.plot(ax=ax, **kwargs)
+        if threshold is not None:
+            y, conf, w = _check_inputs(y_correct, confidence, sample_weight)
+            acc = conf >= threshold
+            cov = float(w[acc].sum() / w.sum())
+            r = float(w[acc] @ (1 - y[acc]) / w[acc].sum()) if acc.any() else 0.0
+            disp.mark_operating_point(cov, r, target_risk=target_risk)
+        return disp
 
     @classmethod
     def from_estimator(
@@ -402,6 +469,8 @@ class RiskCoverageDisplay(_DisplayMixin):
         sample_weight: Any = None,
         name: str | None = None,
         ax: Any = None,
+        threshold: float | None = None,
+        target_risk: float | None = None,
         **kwargs: Any,
     ) -> RiskCoverageDisplay:
         """Plot the risk-coverage curve of a fitted failure predictor.
@@ -421,6 +490,8 @@ class RiskCoverageDisplay(_DisplayMixin):
             Legend name; the estimator's class name by default.
         ax : matplotlib Axes, default=None
             Axes to draw on.
+        threshold, target_risk : float, default=None
+            Mark an operating point, see :meth:`from_predictions`.
         **kwargs
             Passed to ``ax.plot``.
 
@@ -429,7 +500,15 @@ class RiskCoverageDisplay(_DisplayMixin):
         display : RiskCoverageDisplay
         """
         return cls._from_estimator(
-            estimator, X, y, sample_weight=sample_weight, name=name, ax=ax, **kwargs
+            estimator,
+            X,
+            y,
+            sample_weight=sample_weight,
+            name=name,
+            ax=ax,
+            threshold=threshold,
+            target_risk=target_risk,
+            **kwargs,
         )
 
 

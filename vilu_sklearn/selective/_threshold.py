@@ -1,0 +1,515 @@
+"""Certified accept/abstain thresholds: Learn-Then-Test, SGR and conformal risk control.
+
+A prediction is *accepted* where ``confidence >= threshold``. The *selective
+risk* of a threshold is the error rate among the accepted predictions, on the
+distribution the calibration data were drawn from.
+
+Every method works on the calibration data grouped at their unique confidence
+values, sorted from the most to the least confident: for each candidate
+threshold ``t`` (a calibration confidence), ``n_t`` samples are accepted and
+``k_t`` of them are wrong. Conditional on ``n_t``, the accepted samples of a
+fixed threshold are i.i.d. draws of the accepted sub-population, so ``k_t`` is
+binomial with ``n_t`` trials and the threshold's selective risk as success
+probability: that is what the p-values and bounds below use.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+from scipy.stats import beta, binom, norm
+
+from ..metrics._common import _check_fraction, _check_inputs
+
+__all__ = [
+    "CertifiedThreshold",
+    "calibrate_threshold",
+    "certify_coverage",
+    "certify_threshold",
+]
+
+_METHODS = ("ltt", "sgr", "crc")
+_P_VALUES = ("binomial", "hoeffding_bentkus")
+
+
+class CertifiedThreshold(NamedTuple):
+    """A calibrated threshold with what is certified about it.
+
+    Attributes
+    ----------
+    threshold : float
+        Accept a prediction where ``confidence >= threshold``; ``inf`` accepts
+        nothing.
+    risk_bound : float
+        The certified selective risk: with probability at least ``1 - delta``
+        over the calibration draw (``method="crc"``: in expectation), the error
+        rate among accepted predictions on new i.i.d. data is at most this.
+    coverage : float
+        Share of the calibration samples accepted by ``threshold``.
+    method : str
+        ``"ltt"``, ``"sgr"``, ``"crc"`` or ``"coverage"`` (the dual question,
+        :func:`certify_coverage`).
+
+    Examples
+    --------
+    >>> from vilu_sklearn.selective import CertifiedThreshold
+    >>> CertifiedThreshold(0.7, 0.05, 0.6, "ltt").coverage
+    0.6
+    """
+
+    threshold: float
+    risk_bound: float
+    coverage: float
+    method: str
+
+
+class _Curve(NamedTuple):
+    """Calibration data grouped at unique confidences, most confident first."""
+
+    thresholds: np.ndarray  # unique confidences, decreasing
+    n_accepted: np.ndarray  # samples with confidence >= threshold
+    n_errors: np.ndarray  # wrong predictions among them
+    n: int
+
+
+def _curve(confidence: Any, y_correct: Any) -> _Curve:
+    y, conf, _ = _check_inputs(y_correct, confidence)
+    order = np.argsort(-conf, kind="stable")
+    c, wrong = conf[order], 1 - y[order]
+    last = np.flatnonzero(np.r_[c[1:] != c[:-1], True])  # last index of each tie
+    n_acc = last + 1
+    return _Curve(c[last], n_acc, np.cumsum(wrong)[last], int(c.shape[0]))
+
+
+def _p_binomial(k: np.ndarray, n: np.ndarray, alpha: float) -> np.ndarray:
+    """P(Binomial(n, alpha) <= k): small when the risk is below alpha."""
+    return np.where(n > 0, binom.cdf(k, n, alpha), 1.0)
+
+
+def _p_hoeffding_bentkus(k: np.ndarray, n: np.ndarray, alpha: float) -> np.ndarray:
+    """Hoeffding-Bentkus p-value of Bates et al. (2021) for a [0, 1] loss."""
+    n_safe = np.maximum(n, 1)
+    r = np.minimum(k / n_safe, alpha)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h1 = np.where(r > 0, r * np.log(r / alpha), 0.0) + np.where(
+            r < 1, (1 - r) * np.log((1 - r) / (1 - alpha)), 0.0
+        )
+    hoeffding = np.exp(-n_safe * h1)
+    bentkus = math.e * binom.cdf(np.ceil(n_safe * k / n_safe), n_safe, alpha)
+    p = np.minimum(np.minimum(hoeffding, bentkus), 1.0)
+    return np.where(n > 0, p, 1.0)
+
+
+_P_FUNCS: dict[str, Callable[[np.ndarray, np.ndarray, float], np.ndarray]] = {
+    "binomial": _p_binomial,
+    "hoeffding_bentkus": _p_hoeffding_bentkus,
+}
+
+
+def _risk_upper_bound(k: np.ndarray, n: np.ndarray, level: float) -> np.ndarray:
+    """One-sided Clopper-Pearson upper bound, exceeded with probability <= level."""
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore"):
+        ub = beta.ppf(1 - level, k + 1, np.maximum(n - k, 1e-300))
+    return np.where(k >= n, 1.0, np.where(n > 0, ub, 1.0))
+
+
+@functools.lru_cache(maxsize=256)
+def _start_size(p_func: Callable[..., np.ndarray], alpha: float, delta: float) -> int:
+    """Accepted samples where the fixed sequence starts.
+
+    The smallest ``n`` at which ``floor(alpha * n / 2)`` errors (half the target
+    rate) would already be rejected. It depends on no label, and above it a test
+    could only pass with (almost) no error: starting there keeps one early
+    unlucky error from stopping the whole sequence. Falls back to the smallest
+    ``n`` at which zero errors would be rejected.
+    """
+    n = np.arange(1, 200_001)
+    ok = np.flatnonzero(p_func(np.floor(alpha * n / 2), n, alpha) <= delta)
+    if ok.size:
+        return int(n[ok[0]])
+    return _zero_error_size(alpha, delta)
+
+
+def _zero_error_size(alpha: float, delta: float) -> int:
+    """Accepted samples needed to certify ``alpha`` with no error at all."""
+    if alpha <= 0:
+        return 2**62
+    return int(math.ceil(math.log(delta) / math.log1p(-alpha)))
+
+
+def _needed_size(curve: _Curve, alpha: float, delta: float) -> str:
+    """Rough calibration size that would certify ``alpha``, as a sentence."""
+    if alpha <= 0:
+        return (
+            "A selective risk of exactly 0 cannot be certified from any finite "
+            "calibration set; use a target_risk > 0."
+        )
+    risk = curve.n_errors / curve.n_accepted
+    cov = curve.n_accepted / curve.n
+    first = int(
+        np.searchsorted(curve.n_accepted, _start_size(_p_binomial, alpha, delta))
+    )
+    if first < risk.shape[0] and risk[first] >= alpha:
+        return (
+            f"Among the {int(curve.n_accepted[first])} most confident calibration "
+            f"samples the error rate is already {risk[first]:.3f} >= target_risk: "
+            "the confidence is unreliable at its top, so more samples of the same "
+            "kind would not help (a larger target_risk might)."
+        )
+    z = norm.ppf(1 - delta)
+    best = np.inf
+    for r, c in zip(risk, cov, strict=True):
+        if r >= alpha:
+            continue
+        if r == 0:
+            need = _zero_error_size(alpha, delta)
+        else:
+            need = z**2 * alpha * (1 - alpha) / (alpha - r) ** 2
+        best = min(best, max(need, _zero_error_size(alpha, delta)) / c)
+    if not np.isfinite(best):
+        return (
+            "The empirical error rate is at least target_risk at every threshold "
+            "of this calibration set, so more samples of the same kind would not "
+            "help: the confidence does not separate enough errors."
+        )
+    if best <= curve.n:
+        return (
+            "The error rate is below target_risk at some thresholds, but the test "
+            "sequence stopped early (a run of errors among the most confident "
+            "samples); a calibration set a few times larger, or method='sgr', may "
+            "certify one."
+        )
+    return (
+        f"With error rates like these, roughly {int(math.ceil(best)):,} "
+        f"calibration samples would be needed (this set has {curve.n:,})."
+    )
+
+
+def _warn_nothing(curve: _Curve, alpha: float, delta: float, method: str) -> None:
+    warnings.warn(
+        f"calibrate_threshold(method={method!r}): no threshold could be "
+        f"certified for target_risk={alpha:g} with delta={delta:g} from "
+        f"{curve.n} calibration sample(s); returning threshold=inf (accept "
+        f"nothing). {_needed_size(curve, alpha, delta)}",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def _accept_all(curve: _Curve, method: str) -> CertifiedThreshold:
+    return CertifiedThreshold(float(curve.thresholds[-1]), 1.0, 1.0, method)
+
+
+def _nothing(method: str) -> CertifiedThreshold:
+    return CertifiedThreshold(float("inf"), 0.0, 0.0, method)
+
+
+def _found(curve: _Curve, g: int, bound: float, method: str) -> CertifiedThreshold:
+    cov = float(curve.n_accepted[g] / curve.n)
+    return CertifiedThreshold(float(curve.thresholds[g]), float(bound), cov, method)
+
+
+def _ltt(curve: _Curve, alpha: float, delta: float, p_value: str) -> int | None:
+    """Fixed-sequence testing from confident to less confident thresholds.
+
+    Returns the index of the least confident threshold reached before the
+    first p-value above ``delta`` (None if the first test already fails).
+    Stopping at the first failure, rather than taking the lowest threshold
+    whose p-value passes, is what keeps the family-wise error at ``delta``
+    although the p-values are not monotone in the threshold.
+    """
+    p_func = _P_FUNCS[p_value]
+    start = _start_size(p_func, alpha, delta)
+    if start > curve.n:  # small calibration set: start where 0 errors passes
+        start = _zero_error_size(alpha, delta)
+    first = int(np.searchsorted(curve.n_accepted, min(start, curve.n)))
+    p = p_func(curve.n_errors[first:], curve.n_accepted[first:], alpha)
+    fail = np.flatnonzero(p > delta)
+    n_pass = fail[0] if fail.size else p.size
+    return first + int(n_pass) - 1 if n_pass > 0 else None
+
+
+def _sgr(curve: _Curve, alpha: float, delta: float) -> tuple[int, float] | None:
+    """Selection with guaranteed risk (Geifman & El-Yaniv, 2017).
+
+    Binary search for the number ``m`` of most confident groups to accept
+    (``m = 0`` accepts nothing and needs no test). Each of its at most
+    ``ceil(log2(G + 1))`` steps bounds the risk at level ``delta / steps``
+    (union bound), so every tested threshold is covered at once. Returns the
+    index of the least confident threshold that passed, with its bound. The
+    bound is not monotone in the threshold, so the search may miss a better
+    threshold, but never certifies one without the union bound's guarantee.
+    """
+    n_groups = curve.thresholds.shape[0]
+    level = delta / max(1, math.ceil(math.log2(n_groups + 1)))
+    lo, hi = 0, n_groups
+    bound_lo = 0.0
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        g = mid - 1
+        bound = float(_risk_upper_bound(curve.n_errors[g], curve.n_accepted[g], level))
+        if bound <= alpha:
+            lo, bound_lo = mid, bound
+        else:
+            hi = mid - 1
+    return (lo - 1, bound_lo) if lo > 0 else None
+
+
+def _crc(curve: _Curve, alpha: float) -> int | None:
+    """Conformal risk control on the selective risk (expected risk only).
+
+    Scanning from confident to less confident thresholds (from the number of
+    accepted samples at which half the target rate would pass), keep the
+    thresholds whose corrected risk ``(k + 1) / (n + 1)`` is at most
+    ``alpha``; stop at the first that is not, which makes the scanned risk
+    monotone as CRC needs.
+    """
+    n = np.arange(1, 200_001)
+    ok = np.flatnonzero((np.floor(alpha * n / 2) + 1) / (n + 1) <= alpha)
+    start = int(n[ok[0]]) if ok.size else curve.n
+    if start > curve.n:  # small calibration set: start where 0 errors passes
+        start = math.ceil(1 / alpha - 1 - 1e-9)
+    first = int(np.searchsorted(curve.n_accepted, min(start, curve.n)))
+    corrected = (curve.n_errors[first:] + 1) / (curve.n_accepted[first:] + 1)
+    fail = np.flatnonzero(corrected > alpha)
+    n_pass = fail[0] if fail.size else corrected.size
+    return first + int(n_pass) - 1 if n_pass > 0 else None
+
+
+def _check_method_args(
+    target_risk: Any, delta: Any, method: Any, p_value: Any
+) -> tuple[float, float]:
+    alpha = _check_fraction(target_risk, "target_risk", allow_zero=True)
+    d = _check_fraction(delta, "delta")
+    if d >= 1:
+        raise ValueError(f"delta must be a number in (0, 1); got {delta!r}.")
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}; got {method!r}.")
+    if p_value not in _P_VALUES:
+        raise ValueError(f"p_value must be one of {_P_VALUES}; got {p_value!r}.")
+    return alpha, d
+
+
+def certify_threshold(
+    confidence: Any,
+    y_correct: Any,
+    *,
+    target_risk: float,
+    delta: float = 0.1,
+    method: str = "ltt",
+    p_value: str = "binomial",
+) -> CertifiedThreshold:
+    """Calibrate a threshold for a target selective risk, with its certificate.
+
+    Same as :func:`calibrate_threshold`, but returns the threshold together
+    with its certified risk bound and its coverage on the calibration data.
+    For ``"ltt"`` and ``"crc"`` the certified bound is ``target_risk``; for
+    ``"sgr"`` it is the (smaller or equal) binomial bound of the chosen
+    threshold. When nothing is certified the threshold is ``inf``, the risk
+    bound 0 (nothing is accepted) and a ``UserWarning`` says roughly how many
+    calibration samples would be needed.
+
+    Parameters
+    ----------
+    confidence : array-like of shape (n_samples,)
+        Confidences of the calibration samples, higher = more likely correct.
+    y_correct : array-like of shape (n_samples,)
+        1 (or True) where the VLM's prediction is correct, 0 where it is wrong.
+    target_risk : float
+        Largest acceptable error rate among accepted predictions, in [0, 1].
+    delta : float, default=0.1
+        Allowed probability, over the calibration draw, that the guarantee
+        fails; in (0, 1). Unused by ``"crc"``.
+    method : {"ltt", "sgr", "crc"}, default="ltt"
+        See :func:`calibrate_threshold`.
+    p_value : {"binomial", "hoeffding_bentkus"}, default="binomial"
+        P-values of ``"ltt"``: the exact binomial tail, or the Hoeffding-Bentkus
+        bound (valid for any loss in [0, 1], more conservative for 0/1 errors).
+
+    Returns
+    -------
+    result : CertifiedThreshold
+        ``(threshold, risk_bound, coverage, method)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from vilu_sklearn.selective import certify_threshold
+    >>> rng = np.random.default_rng(0)
+    >>> conf = rng.uniform(size=5000)
+    >>> y = (rng.uniform(size=5000) < 0.5 + 0.5 * conf).astype(int)
+    >>> res = certify_threshold(conf, y, target_risk=0.1, method="sgr")
+    >>> bool(0.6 < res.threshold < 0.9), bool(res.risk_bound <= 0.1)
+    (True, True)
+    """
+    alpha, d = _check_method_args(target_risk, delta, method, p_value)
+    curve = _curve(confidence, y_correct)
+    if alpha >= 1:
+        return _accept_all(curve, method)
+    if method == "sgr":
+        found = _sgr(curve, alpha, d)
+        if found is not None:
+            return _found(curve, found[0], found[1], method)
+    else:
+        g = _ltt(curve, alpha, d, p_value) if method == "ltt" else _crc(curve, alpha)
+        if g is not None:
+            return _found(curve, g, alpha, method)
+    _warn_nothing(curve, alpha, d, method)
+    return _nothing(method)
+
+
+def calibrate_threshold(
+    confidence: Any,
+    y_correct: Any,
+    *,
+    target_risk: float,
+    delta: float = 0.1,
+    method: str = "ltt",
+    p_value: str = "binomial",
+) -> float:
+    """Certified confidence threshold for a target selective risk.
+
+    A prediction is accepted where ``confidence >= threshold``. With
+    ``method="ltt"`` or ``"sgr"``, the error rate among the accepted
+    predictions on new data drawn i.i.d. from the same distribution as the
+    calibration data is at most ``target_risk`` with probability at least
+    ``1 - delta`` over the draw of the calibration data (marginally: not for
+    every calibration set, and not under distribution shift).
+
+    * ``"ltt"``: Learn-Then-Test (Angelopoulos et al., 2021) with fixed-sequence
+      testing over the calibration confidences, ordered from the most to the
+      least confident. The null hypothesis of a threshold is "its selective risk
+      exceeds ``target_risk``"; its p-value is the binomial tail (or
+      Hoeffding-Bentkus) of the errors among the accepted samples. The sequence
+      stops at the first p-value above ``delta``: the p-values are not monotone
+      in the threshold, so taking the lowest threshold that passes would not be
+      valid. The sequence starts at the number of accepted samples at which
+      half the target error rate would already pass (it depends on no label);
+      thresholds above it could only pass with no error.
+    * ``"sgr"``: selection with guaranteed risk (Geifman & El-Yaniv, 2017): a
+      binary search over the thresholds with a Clopper-Pearson (binomial tail)
+      bound at level ``delta / ceil(log2 G)`` per step (union bound over the
+      ``G`` candidate thresholds' search steps).
+    * ``"crc"``: the conformal risk control variant (Angelopoulos et al., 2022).
+      It controls the **expected** selective risk (averaged over calibration
+      draws) with the finite-sample correction ``(k + 1) / (n + 1)``, not a
+      high-probability bound: in about half of the calibration draws the test
+      risk may exceed ``target_risk``. ``delta`` is not used.
+
+    Where nothing can be certified (too few calibration samples, or an error
+    rate above the target at every threshold), returns ``np.inf`` (accept
+    nothing) with a ``UserWarning`` that says roughly how many calibration
+    samples would be needed. ``target_risk=1`` accepts everything;
+    ``target_risk=0`` can never be certified.
+
+    Conventions: ``y_correct = 1`` marks a correct prediction; confidences are
+    higher for more likely correct predictions. Tied confidences are accepted
+    or rejected together.
+
+    Parameters
+    ----------
+    confidence : array-like of shape (n_samples,)
+        Confidences of the calibration samples (e.g. a failure predictor's
+        ``decision_function``), higher = more likely correct. NaN raises.
+    y_correct : array-like of shape (n_samples,)
+        1 (or True) where the VLM's prediction is correct, 0 where it is wrong.
+    target_risk : float
+        Largest acceptable error rate among accepted predictions, in [0, 1].
+    delta : float, default=0.1
+        Allowed probability that the guarantee fails, in (0, 1).
+    method : {"ltt", "sgr", "crc"}, default="ltt"
+        Calibration procedure, see above.
+    p_value : {"binomial", "hoeffding_bentkus"}, default="binomial"
+        P-values of ``"ltt"``.
+
+    Returns
+    -------
+    threshold : float
+        Accept where ``confidence >= threshold``; ``inf`` accepts nothing.
+
+    See Also
+    --------
+    certify_threshold : The same, with the certified bound and the coverage.
+    certify_coverage : The dual question: the risk certified at a coverage.
+    SelectiveClassifier : The meta-estimator built on it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from vilu_sklearn.selective import calibrate_threshold
+    >>> rng = np.random.default_rng(0)
+    >>> conf = rng.uniform(size=5000)
+    >>> y = (rng.uniform(size=5000) < 0.5 + 0.5 * conf).astype(int)
+    >>> t = calibrate_threshold(conf, y, target_risk=0.1, delta=0.1)
+    >>> accepted = conf >= t
+    >>> bool(0.6 < t < 0.9), bool(1 - y[accepted].mean() <= 0.1)
+    (True, True)
+    """
+    return certify_threshold(
+        confidence,
+        y_correct,
+        target_risk=target_risk,
+        delta=delta,
+        method=method,
+        p_value=p_value,
+    ).threshold
+
+
+def certify_coverage(
+    confidence: Any,
+    y_correct: Any,
+    *,
+    target_coverage: float,
+    delta: float = 0.1,
+) -> CertifiedThreshold:
+    """The dual question: the selective risk certified at a target coverage.
+
+    The threshold accepts the ``target_coverage`` share of most confident
+    calibration samples (all of a block of tied confidences, so the coverage
+    may be a little higher); the risk bound is the one-sided Clopper-Pearson
+    upper bound, at level ``delta``, of the error rate among them. With
+    probability at least ``1 - delta`` over the calibration draw (i.i.d. data,
+    no shift), the selective risk of that threshold on new data is at most
+    ``risk_bound``. Its coverage on new data is close to, not exactly,
+    ``target_coverage``.
+
+    Parameters
+    ----------
+    confidence : array-like of shape (n_samples,)
+        Confidences of the calibration samples, higher = more likely correct.
+    y_correct : array-like of shape (n_samples,)
+        1 (or True) where the VLM's prediction is correct, 0 where it is wrong.
+    target_coverage : float
+        Share of predictions to accept, in (0, 1].
+    delta : float, default=0.1
+        Allowed probability that the bound fails, in (0, 1).
+
+    Returns
+    -------
+    result : CertifiedThreshold
+        ``(threshold, risk_bound, coverage, "coverage")``.
+
+    Examples
+    --------
+    >>> from vilu_sklearn.selective import certify_coverage
+    >>> y = [1] * 90 + [0] * 10
+    >>> conf = list(range(100, 0, -1))  # the 10 errors are the least confident
+    >>> res = certify_coverage(conf, y, target_coverage=0.5, delta=0.1)
+    >>> res.threshold, res.coverage, round(res.risk_bound, 3)
+    (51.0, 0.5, 0.045)
+    """
+    cov = _check_fraction(target_coverage, "target_coverage")
+    d = _check_fraction(delta, "delta")
+    if d >= 1:
+        raise ValueError(f"delta must be a number in (0, 1); got {delta!r}.")
+    curve = _curve(confidence, y_correct)
+    g = int(np.searchsorted(curve.n_accepted, math.ceil(cov * curve.n - 1e-9)))
+    g = min(g, curve.thresholds.shape[0] - 1)
+    bound = float(_risk_upper_bound(curve.n_errors[g], curve.n_accepted[g], d))
+    return _found(curve, g, bound, "coverage")
