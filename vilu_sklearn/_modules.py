@@ -304,11 +304,14 @@ class ViLUModule(nn.Module):
     predicted text and caption correctness, and the output logit are computed
     in float32 (or the module's float64).
 
-    In ``eval`` mode without gradients (and ``fast_inference=True``) the
-    forward takes the fast exact path described in the module docstring; a
-    :class:`CandidateTables` from :meth:`tabulate` can be passed instead of the
-    texts to reuse it. No (B, K, d) tensor is built on either path; memory is
-    O((B + K) (d + H) + B K).
+    A :class:`CandidateTables` from :meth:`tabulate` (or
+    :meth:`prepare_candidates`) passed instead of the texts selects the fast
+    exact path described in the module docstring. Raw texts take it too in
+    ``eval`` mode without gradients (and ``fast_inference=True``) when the batch
+    has at least as many rows as candidates (caption groups), where tabulating
+    them for one call costs no more than it saves; otherwise (training,
+    validation batches smaller than K) the dense path is used. No (B, K, d)
+    tensor is built on either path; memory is O((B + K) (d + H) + B K).
 
     Parameters
     ----------
@@ -539,8 +542,11 @@ class ViLUModule(nn.Module):
         if texts is None:
             raise ValueError("This ViLU head needs candidate text embeddings (texts).")
         if isinstance(texts, torch.Tensor):
-            fast = self.fast_inference and not (
-                self.training or torch.is_grad_enabled()
+            # tables for this call alone pay when the batch has at least K rows
+            fast = (
+                self.fast_inference
+                and not (self.training or torch.is_grad_enabled())
+                and z_v.shape[0] >= texts.shape[0]
             )
             texts = self.tabulate(texts) if fast else self.encode_candidates(texts)
         sims = self._similarities(z_v, texts.texts)
