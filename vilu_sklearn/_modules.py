@@ -7,8 +7,8 @@ Two forward paths give the same logits (to the rounding of the dtype):
 
 * the dense path, used for training (gradients), computes the features
   ``[z_v ; z_t_alpha ; z_t_hat]`` and runs the MLP on them;
-* the fast inference path (:meth:`ViLUModule.tabulate`, used in ``eval`` mode
-  without gradients) never builds ``z_t_alpha`` or ``z_t_hat``. The first MLP
+* the fast inference path (:meth:`ViLUModule.tabulate`, used for prediction)
+  never builds ``z_t_alpha`` or ``z_t_hat``. The first MLP
   layer is linear in them, so its text blocks are tabulated once per candidate
   set, ``W1_hat t_k`` and ``W1_alpha v_k`` (K x H tables), and the first layer
   becomes ``W1_v z_v`` plus a gathered row plus attention weights times a table.
