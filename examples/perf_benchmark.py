@@ -232,6 +232,8 @@ def fitted(X: np.ndarray, T: np.ndarray, y: np.ndarray, device: str) -> ViLUClas
         batch_size=256,
         early_stopping=False,
         freeze_proj_epochs=0,  # projections active: the FLOP count assumes them
+        posterior_head=False,  # the paper's head: what the FLOP count and the
+        # straightforward forward compute
         device=device,
         random_state=0,
     )

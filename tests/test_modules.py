@@ -35,7 +35,7 @@ def _trained_like(module: ViLUModule, scale: float = 0.3) -> ViLUModule:
 def _fast_and_dense(module, img, txt, **kw):
     with torch.inference_mode():
         module.fast_inference = True
-        fast = module(img, txt, **kw)
+        fast = module(img, module.tabulate(txt), **kw)
         module.fast_inference = False
         dense = module(img, txt, **kw)
         module.fast_inference = True
@@ -115,6 +115,17 @@ def test_tables_are_reusable_and_identity_projections_share_the_similarities():
         torch.testing.assert_close(module(img, tables), module(img, txt))
     _trained_like(module)
     assert module.tabulate(txt).score_keys is not None
+
+
+def test_raw_texts_are_tabulated_only_when_the_batch_covers_them():
+    module = _trained_like(ViLUModule(8, hidden_layer_sizes=(4,)))
+    calls = []
+    tabulate = module.tabulate
+    module.tabulate = lambda t: calls.append(len(t)) or tabulate(t)  # type: ignore[method-assign]
+    with torch.inference_mode():
+        module(torch.randn(3, 8), torch.randn(5, 8))  # B < K: dense
+        module(torch.randn(5, 8), torch.randn(5, 8))  # caption group: tables
+    assert calls == [5]
 
 
 def test_training_and_gradients_use_the_dense_path():

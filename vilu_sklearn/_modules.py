@@ -7,8 +7,8 @@ Two forward paths give the same logits (to the rounding of the dtype):
 
 * the dense path, used for training (gradients), computes the features
   ``[z_v ; z_t_alpha ; z_t_hat]`` and runs the MLP on them;
-* the fast inference path (:meth:`ViLUModule.tabulate`, used in ``eval`` mode
-  without gradients) never builds ``z_t_alpha`` or ``z_t_hat``. The first MLP
+* the fast inference path (:meth:`ViLUModule.tabulate`, used for prediction)
+  never builds ``z_t_alpha`` or ``z_t_hat``. The first MLP
   layer is linear in them, so its text blocks are tabulated once per candidate
   set, ``W1_hat t_k`` and ``W1_alpha v_k`` (K x H tables), and the first layer
   becomes ``W1_v z_v`` plus a gathered row plus attention weights times a table.
@@ -304,11 +304,14 @@ class ViLUModule(nn.Module):
     predicted text and caption correctness, and the output logit are computed
     in float32 (or the module's float64).
 
-    In ``eval`` mode without gradients (and ``fast_inference=True``) the
-    forward takes the fast exact path described in the module docstring; a
-    :class:`CandidateTables` from :meth:`tabulate` can be passed instead of the
-    texts to reuse it. No (B, K, d) tensor is built on either path; memory is
-    O((B + K) (d + H) + B K).
+    A :class:`CandidateTables` from :meth:`tabulate` (or
+    :meth:`prepare_candidates`) passed instead of the texts selects the fast
+    exact path described in the module docstring. Raw texts take it too in
+    ``eval`` mode without gradients (and ``fast_inference=True``) when the batch
+    has at least as many rows as candidates (caption groups), where tabulating
+    them for one call costs no more than it saves; otherwise (training,
+    validation batches smaller than K) the dense path is used. No (B, K, d)
+    tensor is built on either path; memory is O((B + K) (d + H) + B K).
 
     Parameters
     ----------
@@ -539,8 +542,11 @@ class ViLUModule(nn.Module):
         if texts is None:
             raise ValueError("This ViLU head needs candidate text embeddings (texts).")
         if isinstance(texts, torch.Tensor):
-            fast = self.fast_inference and not (
-                self.training or torch.is_grad_enabled()
+            # tables for this call alone pay when the batch has at least K rows
+            fast = (
+                self.fast_inference
+                and not (self.training or torch.is_grad_enabled())
+                and z_v.shape[0] >= texts.shape[0]
             )
             texts = self.tabulate(texts) if fast else self.encode_candidates(texts)
         sims = self._similarities(z_v, texts.texts)
