@@ -179,7 +179,14 @@ class ViLUModule(nn.Module):
         return self.keep_frozen or int(self.n_iter) < self.n_iter_freeze_proj
 
     def _normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(x, dim=-1) if self.normalize else x
+        if not self.normalize:
+            return x
+        # scale-safe (|x| >= 1e20 or <= 1e-13): an exact power-of-two rescaling
+        _, exponent = torch.frexp(x.detach().abs().amax(dim=-1, keepdim=True))
+        top = int(math.log2(torch.finfo(x.dtype).max)) - 1
+        return F.normalize(
+            x * torch.exp2((-exponent).clamp(max=top).to(x.dtype)), dim=-1
+        )
 
     def encode_candidates(self, texts: torch.Tensor) -> EncodedCandidates:
         """Normalise and project the candidate texts, once for a whole batch.

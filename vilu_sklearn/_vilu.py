@@ -540,7 +540,9 @@ class ViLUClassifier(BaseFailurePredictor):
                     )
                 return None, None
             return self.text_embeddings_, "fit"
-        X_txt = check_candidate_texts(X_txt, d)
+        X_txt = check_candidate_texts(
+            X_txt, d, feature_names=getattr(self, "feature_names_in_", None)
+        )
         if (
             self.text_embeddings_ is not None
             and X_txt.shape == self.text_embeddings_.shape
