@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 __all__ = [
     "check_embeddings",
+    "check_float32_range",
     "check_y_correct",
     "check_logit_scale",
 ]
@@ -152,6 +153,32 @@ def check_embeddings(
         )
     _check_finite(X, name)
     return X
+
+
+def check_float32_range(X: Any, name: str, dtype: Any = np.float32) -> None:
+    """Raise when float64 values would overflow a float32 model.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from vilu_sklearn._validation import check_float32_range
+    >>> check_float32_range(np.array([[1e300]]), "X_img")
+    Traceback (most recent call last):
+    ...
+    ValueError: X_img holds values up to 1e+300, beyond the float32 range ...
+    """
+    if X is None or np.dtype(dtype) != np.float32 or X.dtype != np.float64:
+        return
+    limit = float(np.finfo(np.float32).max)
+    for start in range(0, X.shape[0], _FINITE_CHUNK_ROWS):
+        peak = float(np.abs(X[start : start + _FINITE_CHUNK_ROWS]).max(initial=0.0))
+        if peak > limit:
+            raise ValueError(
+                f"{name} holds values up to {peak:.3g}, beyond the float32 range "
+                f"(+-{limit:.3g}) of this model (dtype='float32'): rescale the "
+                "embeddings (with normalize=True their scale does not matter) or "
+                "use dtype='float64'."
+            )
 
 
 def _check_finite(X: np.ndarray, name: str) -> None:
