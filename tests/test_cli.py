@@ -110,3 +110,32 @@ def test_bad_files_one_line_exit_2(capsys, tmp_path):
     code, out, err = _run(capsys, "--data", str(bad))
     _one_line_error(code, err, "dimension")
     assert os.path.exists(bad)
+
+
+def test_interrupted_training_exits_non_zero(npz, capsys, tmp_path, monkeypatch):
+    # defect 5: a truncated ViLU fit was reported as a normal row, exit 0
+    from vilu_sklearn import ViLUClassifier
+
+    def interrupted_fit(self, *args, **kwargs):
+        self.interrupted_ = True
+        return self
+
+    monkeypatch.setattr(ViLUClassifier, "fit", interrupted_fit)
+    out_file = tmp_path / "t.md"
+    code = main(
+        [
+            "benchmark",
+            "--data",
+            str(npz),
+            "--methods",
+            "MSP,ViLU",
+            "--n-resamples",
+            "0",
+            "--output",
+            str(out_file),
+            "--quiet",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 130 and out == "" and not out_file.exists()
+    assert "interrupted" in err
