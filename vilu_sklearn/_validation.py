@@ -241,7 +241,7 @@ def _encode_by_meaning(y: np.ndarray, name: str) -> np.ndarray:
         f"{name} holds the labels {_shown(values)}, whose meaning is ambiguous: "
         "which of them means 'the VLM was correct'? Give 1 (or True) for correct "
         "and 0 (or False, or -1) for wrong, e.g. y_correct = (labels == "
-        f"{values[-1]!r}), or pass pos_label=... where the function takes it."
+        f"{values[-1]!r}) if {values[-1]!r} means correct."
     )
 
 
