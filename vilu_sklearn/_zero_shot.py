@@ -71,7 +71,7 @@ def l2_normalize(X: Any, *, eps: float = 1e-12) -> np.ndarray:
     # two (exact, so ordinary rows give the same bits as without it), so the
     # squares neither overflow (|x| >= 1e20 in float32) nor vanish (<= 1e-13)
     _, exponent = np.frexp(np.max(np.abs(X), axis=-1, keepdims=True))
-    X = np.ldexp(X, -exponent).astype(dtype, copy=False)
+    np.ldexp(X, -exponent, out=X)
     norms = np.linalg.norm(X, axis=-1, keepdims=True)
     np.maximum(norms, eps, out=norms)
     X /= norms
