@@ -754,3 +754,46 @@ def test_new_baselines_beat_chance_on_synthetic_data():
             d.X_img[2000:]
         )
         assert auroc(y[2000:], conf) > 0.5, type(est).__name__
+
+
+# ---------------------------------------------------------------- issue 11
+def _fixed_candidate_data(seed=0):
+    rng = np.random.default_rng(seed)
+    X_txt = rng.normal(size=(4, 8))
+    labels = rng.integers(0, 4, 200)
+    X_img = X_txt[labels] + rng.normal(scale=1.0, size=(200, 8))
+    from vilu_sklearn import correctness
+
+    return X_img, X_txt, correctness(X_img, X_txt, labels)
+
+
+@pytest.mark.parametrize("cls", [bl.TrustScore, bl.RelU])
+def test_fixed_candidates_refuse_reordered_prompts(cls):
+    # defect 8: reordered class prompts silently changed the scores
+    X_img, X_txt, y = _fixed_candidate_data()
+    est = cls().fit(X_img, X_txt, y)
+    same = est.decision_function(X_img[:5], X_txt.astype(np.float16))
+    np.testing.assert_allclose(
+        same, est.decision_function(X_img[:5]), rtol=1e-2, atol=1e-8
+    )
+    with pytest.raises(ValueError, match="X_txt.*order"):
+        est.decision_function(X_img[:5], X_txt[[1, 0, 2, 3]])
+    with pytest.raises(ValueError, match="X_txt.*differ"):
+        est.decision_function(X_img[:5], X_txt + 1.0)
+
+
+@pytest.mark.parametrize("cls", [bl.MSP, bl.TrustScore])
+def test_text_columns_must_match_image_feature_names(cls):
+    # defect 7: reordered DataFrame columns of X_txt were accepted silently
+    pd = pytest.importorskip("pandas")
+    X_img, X_txt, y = _fixed_candidate_data()
+    cols = [f"e{i}" for i in range(8)]
+    img = pd.DataFrame(X_img, columns=cols)
+    txt = pd.DataFrame(X_txt, columns=cols)
+    est = cls().fit(img, txt, y)
+    est.decision_function(img, txt)
+    shuffled = txt[cols[::-1]]
+    with pytest.raises(ValueError, match="X_txt.*columns"):
+        cls().fit(img, shuffled, y)
+    with pytest.raises(ValueError, match="X_txt.*columns"):
+        est.decision_function(img, shuffled)

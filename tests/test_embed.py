@@ -284,3 +284,146 @@ def test_open_clip_random_weights(tmp_path):
     )
     np.testing.assert_array_equal(again.embed_images(_images(3)), X)
     assert again.n_computed_ == 0
+
+
+# ---------------------------------------------------------------- issue 11
+def _cache_with_chunk(tmp_path, rows=3, dim=4):
+    cache = EmbeddingCache(tmp_path, {"m": 1})
+    keys = [content_hash(str(i)) for i in range(rows)]
+    emb = np.arange(1, rows * dim + 1, dtype=np.float32).reshape(rows, dim)
+    cache.add(keys, emb)
+    (chunk,) = cache.path.glob("*.emb.npy")
+    return keys, emb, chunk
+
+
+def _flip_last_byte(path):
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _nan_row(path):
+    arr = np.load(path)
+    arr[1] = np.nan
+    np.save(path, arr)
+
+
+def _zero_row(path):
+    arr = np.load(path)
+    arr[0] = 0
+    np.save(path, arr)
+
+
+def _wrong_width(path):
+    np.save(path, np.ones((3, 5), np.float32))
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:100])
+
+
+@pytest.mark.parametrize(
+    "damage", [_flip_last_byte, _nan_row, _zero_row, _wrong_width, _truncate]
+)
+def test_cache_discards_damaged_chunks(tmp_path, damage):
+    # defect 9: damaged chunks were returned as they were, or crashed
+    keys, emb, chunk = _cache_with_chunk(tmp_path)
+    damage(chunk)
+    fresh = EmbeddingCache(tmp_path, {"m": 1})
+    found, got = fresh.get(keys)
+    assert not found.any() and got is None
+    assert fresh.n_discarded_ == 1 and not chunk.exists()
+    fresh.add(keys, emb)  # recomputed and stored again
+    found, got = EmbeddingCache(tmp_path, {"m": 1}).get(keys)
+    assert found.all()
+    np.testing.assert_array_equal(got, emb)
+
+
+def test_cache_discards_damaged_keys(tmp_path):
+    keys, emb, chunk = _cache_with_chunk(tmp_path)
+    keys_file = chunk.with_name(chunk.name.replace(".emb.", ".keys."))
+    _flip_last_byte(keys_file)
+    fresh = EmbeddingCache(tmp_path, {"m": 1})
+    assert len(fresh) == 0 and fresh.n_discarded_ == 1
+
+
+def test_describe_has_no_memory_address():
+    # defect 10: repr() with "at 0x..." made the key differ in every process
+    from vilu_sklearn.embed._embedder import describe
+
+    class Tokenizer:
+        def __init__(self, lower):
+            self.lower = lower
+            self.vocab = {"a": 0, "b": 1}
+            self.fn = len
+            self.cache = {}
+
+        def __call__(self, texts):  # pragma: no cover - not called
+            return texts
+
+    first, second = Tokenizer(True), Tokenizer(True)
+    second.cache["seen"] = 1  # memoised results do not change the description
+    assert "0x" not in describe(first)
+    assert describe(first) == describe(second)
+    assert describe(first) != describe(Tokenizer(False))
+    assert describe(lambda x: x + 1) != describe(lambda x: x + 2)
+
+
+@needs_hf
+def test_cache_keyed_on_weights_of_a_model_loaded_by_path(hf_parts, tmp_path):
+    # defect 1: a new checkpoint at the same path returned the old embeddings
+    import transformers
+
+    from vilu_sklearn.embed import make_random_transformers_clip
+
+    folder = tmp_path / "model"
+    cache = tmp_path / "cache"
+
+    def save(seed):
+        model, processor, tokenizer = make_random_transformers_clip(dim=16, seed=seed)
+        model.save_pretrained(folder)
+        transformers.CLIPProcessor(
+            image_processor=processor, tokenizer=tokenizer
+        ).save_pretrained(folder)
+
+    def embed():
+        emb = CLIPEmbedder("transformers", str(folder), device="cpu", cache_dir=cache)
+        return emb.embed_texts(["a cat", "a dog"]), emb.n_computed_
+
+    save(0)
+    old, n_old = embed()
+    assert n_old == 2
+    again, n_again = embed()
+    assert n_again == 0
+    np.testing.assert_array_equal(again, old)
+    save(1)  # new weights at the same path
+    new, n_new = embed()
+    assert n_new == 2 and not np.allclose(new, old)
+
+
+@needs_hf
+def test_cache_hits_with_a_tokenizer_without_description(hf_parts, tmp_path):
+    model, processor, tokenizer = hf_parts
+
+    class Wrapped:  # no to_json_string, no get_vocab: repr has an address
+        def __init__(self, tok):
+            self.tok = tok
+
+        def __call__(self, texts):
+            return self.tok(texts, padding=True, return_tensors="pt")
+
+    def embed():
+        emb = CLIPEmbedder(
+            "transformers",
+            "random-tiny",
+            model=model,
+            preprocess=processor,
+            tokenizer=Wrapped(tokenizer),
+            device="cpu",
+            cache_dir=tmp_path,
+        )
+        emb.embed_texts(["a cat"])
+        return emb.n_computed_
+
+    assert embed() == 1
+    assert embed() == 0  # a fresh tokenizer object: same key, a hit

@@ -785,3 +785,131 @@ def test_reference_params_give_the_paper_head():
     np.testing.assert_allclose(
         clf.decision_function(X_img[:50], X_txt), expected, rtol=1e-4, atol=1e-5
     )
+
+
+# ---------------------------------------------------------------- issue 11
+def _small(**kw):
+    small = dict(hidden_layer_sizes=(8,), max_epochs=4, early_stopping=False)
+    return ViLUClassifier(**{**FAST, **small, "device": "cpu", **kw})
+
+
+def _data(n=150, seed=0):
+    X, T, _, y = make_toy(n=n, K=4, d=8, seed=seed, scale=1.0)
+    return X, T, y
+
+
+@pytest.mark.parametrize("early", [False, True])
+def test_diverged_training_is_not_returned_silently(early):
+    # defect 4: lr=1e6 gave an all-NaN model (or an obscure roc_auc error)
+    X, T, y = _data()
+    clf = _small(lr=1e12, optimizer="sgd", early_stopping=early, max_epochs=6)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            clf.fit(X, T, y)
+        except ValueError as exc:
+            assert "diverged" in str(exc) and "lr" in str(exc)
+            return
+    assert any("diverged" in str(w.message) for w in caught)
+    assert np.isfinite(clf.decision_function(X, T)).all()
+
+
+def test_interrupted_training_is_visible(monkeypatch):
+    # defect 5: Ctrl-C returned a truncated model with no message
+    X, T, y = _data()
+    clf = _small(max_epochs=20)
+    from vilu_sklearn import _net
+
+    class Interrupt(_net.Callback):
+        def on_epoch_end(self, net, **kwargs):
+            if len(net.history) == 3:
+                raise KeyboardInterrupt
+
+    original = clf._callbacks
+
+    def with_interrupt(*, early):
+        return [*original(early=early), ("interrupt", Interrupt())]
+
+    monkeypatch.setattr(clf, "_callbacks", with_interrupt)
+    with pytest.warns(UserWarning, match="interrupted after 3 of 20 epochs"):
+        clf.fit(X, T, y)
+    assert clf.interrupted_ is True
+    assert _small(max_epochs=2).fit(X, T, y).interrupted_ is False
+
+
+def test_benchmark_does_not_report_an_interrupted_fit(monkeypatch):
+    from vilu_sklearn import benchmark
+
+    X, T, y = _data()
+
+    def interrupted_fit(self, *args, **kwargs):
+        self.interrupted_ = True
+        return self
+
+    monkeypatch.setattr(ViLUClassifier, "fit", interrupted_fit)
+    with pytest.raises(KeyboardInterrupt):
+        benchmark(
+            {"ViLU": _small()},
+            X[:100],
+            T,
+            y[:100],
+            X[100:],
+            y[100:],
+            y_kind="correct",
+            n_resamples=0,
+            as_frame=False,
+        )
+
+
+def test_one_class_validation_split_warns_and_falls_back():
+    # defect 16: a one-class validation split gave a constant AUROC of 0.5 and
+    # silently restored the epoch-1 weights
+    X, T, _ = _data(n=200)
+    y = np.ones(200, dtype=int)
+    y[:1] = 0  # one failure: the validation split cannot hold both classes
+    clf = _small(early_stopping=True, max_epochs=5, n_iter_no_change=1)
+    with pytest.warns(UserWarning, match="validation split.*one class"):
+        clf.fit(X, T, y)
+    assert clf.n_epochs_ == 5 and clf.best_epoch_ == 5
+
+
+def test_negative_strides_accepted():
+    # defect 18: T[::-1] crashed inside torch
+    X, T, y = _data()
+    clf = _small(max_epochs=2).fit(X[::-1], T[::-1], y[::-1])
+    ref = _small(max_epochs=2).fit(
+        np.ascontiguousarray(X[::-1]), np.ascontiguousarray(T[::-1]), y[::-1]
+    )
+    np.testing.assert_array_equal(
+        clf.decision_function(X[::-1], T[::-1]),
+        ref.decision_function(
+            np.ascontiguousarray(X[::-1]), np.ascontiguousarray(T[::-1])
+        ),
+    )
+
+
+@pytest.mark.parametrize("scale", [1e-13, 1e20])
+def test_extreme_magnitudes_keep_the_scores(scale):
+    # defect 14: |x| >= 1e20 or <= 1e-13 gave constant scores or NaN in float32
+    X, T, y = _data()
+    clf = _small(max_epochs=2).fit(X, T, y)
+    X32 = X.astype(np.float32)
+    ref = clf.decision_function(X32, T)
+    got = clf.decision_function((X32 * np.float32(scale)), T * scale)
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="X_img.*float32"):
+        clf.decision_function(X * 1e300, T)
+
+
+def test_dataframe_text_columns_checked():
+    # defect 7: ViLU crashed on a reordered X_txt DataFrame
+    pd = pytest.importorskip("pandas")
+    X, T, y = _data()
+    cols = [f"e{i}" for i in range(8)]
+    img, txt = pd.DataFrame(X, columns=cols), pd.DataFrame(T, columns=cols)
+    clf = _small(max_epochs=1).fit(img, txt, y)
+    clf.decision_function(img, txt)
+    with pytest.raises(ValueError, match="X_txt.*columns"):
+        _small(max_epochs=1).fit(img, txt[cols[::-1]], y)
+    with pytest.raises(ValueError, match="X_txt.*columns"):
+        clf.decision_function(img, txt[cols[::-1]])

@@ -12,6 +12,7 @@ Conventions used throughout the package:
 
 from ._benchmark import benchmark, default_estimators, format_table
 from ._dask import dask_predict
+from ._persistence import load
 from ._version import __version__
 from ._vilu import REFERENCE_PARAMS, ViLUClassifier
 from ._zero_shot import (
@@ -30,6 +31,7 @@ __all__ = [
     "dask_predict",
     "default_estimators",
     "format_table",
+    "load",
     "caption_correctness",
     "correctness",
     "l2_normalize",

@@ -29,6 +29,7 @@ __all__ = [
     "FailurePredictorMixin",
     "FitInputs",
     "check_candidate_texts",
+    "check_text_columns",
     "resolve_fit_inputs",
 ]
 
@@ -50,8 +51,44 @@ class FitInputs(NamedTuple):
     """Validated non-negative sample weights, or None."""
 
 
+def check_text_columns(X_txt: Any, feature_names: Any, *, name: str = "X_txt") -> None:
+    """Check that the columns of a DataFrame ``X_txt`` match X_img's feature names.
+
+    Embedding dimensions are matched by position, so a text DataFrame whose
+    columns are a reordering of the image columns would be silently wrong.
+    Nothing is checked when either side has no column names.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from vilu_sklearn._base import check_text_columns
+    >>> check_text_columns(np.ones((2, 2)), np.array(["a", "b"], dtype=object))
+    """
+    columns = getattr(X_txt, "columns", None)
+    if columns is None or feature_names is None:
+        return
+    got = np.asarray([str(c) for c in columns], dtype=object)
+    expected = np.asarray(feature_names, dtype=object)
+    if got.shape != expected.shape or not np.array_equal(got, expected):
+        diff = "" if got.shape != expected.shape else _first_difference(got, expected)
+        raise ValueError(
+            f"The columns of {name} differ from the feature names of X_img "
+            f"(seen in fit){diff}: embedding dimensions are matched by position, "
+            f"so reorder {name}'s columns like X_img's, e.g. X_txt[X_img.columns]."
+        )
+
+
+def _first_difference(got: np.ndarray, expected: np.ndarray) -> str:
+    i = int(np.argmax(got != expected))
+    return f" (column {i} is {got[i]!r}, expected {expected[i]!r})"
+
+
 def check_candidate_texts(
-    X_txt: Any, dim: int | None, *, n_rows: int | None = None
+    X_txt: Any,
+    dim: int | None,
+    *,
+    n_rows: int | None = None,
+    feature_names: Any = None,
 ) -> np.ndarray:
     """Validate candidate text embeddings: 2-D, at least 2 rows, width ``dim``.
 
@@ -63,6 +100,9 @@ def check_candidate_texts(
         Width of the image embeddings.
     n_rows : int, default=None
         Required number of rows (caption mode: one caption per image).
+    feature_names : array-like of str, default=None
+        Column names of X_img: a DataFrame ``X_txt`` must have the same columns,
+        in the same order.
 
     Returns
     -------
@@ -78,6 +118,7 @@ def check_candidate_texts(
     ...
     ValueError: X_txt holds 1 candidate text (shape (1, 4)); at least 2 are needed, ...
     """
+    check_text_columns(X_txt, feature_names)
     X_txt = check_embeddings(X_txt, name="X_txt", min_samples=1)
     if X_txt.shape[0] < 2:
         raise ValueError(
@@ -142,6 +183,7 @@ def resolve_fit_inputs(
     X_img = check_embeddings(X, name="X_img")
     validate_data(estimator, X, skip_check_array=True, reset=True)
     n, d = X_img.shape
+    names = getattr(estimator, "feature_names_in_", None)
     X_txt = captions = y_arr = None
     if mode == "caption":
         if y_correct is not None:
@@ -154,7 +196,7 @@ def resolve_fit_inputs(
                 "Caption mode needs the paired captions: fit(X_img, X_txt) with "
                 "X_txt of shape (n_samples, d)."
             )
-        captions = check_candidate_texts(y, d, n_rows=n)
+        captions = check_candidate_texts(y, d, n_rows=n, feature_names=names)
         classes = np.array([0, 1])
         if sample_weight is not None:
             raise ValueError("sample_weight is not supported in caption mode.")
@@ -165,7 +207,7 @@ def resolve_fit_inputs(
             y_correct, X_txt = y, text_embeddings
         y_arr, classes = check_y_correct(y_correct, n_samples=n)
         if X_txt is not None:
-            X_txt = check_candidate_texts(X_txt, d)
+            X_txt = check_candidate_texts(X_txt, d, feature_names=names)
         elif texts_required:
             raise ValueError(
                 "No candidate text embeddings: call fit(X_img, X_txt, y_correct) "
@@ -237,6 +279,26 @@ class FailurePredictorMixin:
             conf = est.decision_function(X)
             y_true = check_y_correct(y, n_samples=len(conf))[0]
         return float(roc_auc_score(y_true, conf, sample_weight=sample_weight))
+
+    def save(self, path: Any) -> None:
+        """Save the fitted estimator to a file that cannot run code when loaded.
+
+        Weights and arrays are stored as tensors of a safetensors file, the
+        parameters and other fitted attributes as JSON in its metadata, with
+        a format version; nothing is pickled. Load it with
+        :func:`vilu_sklearn.load` (on the CPU by default, whatever device it
+        was trained on). Pickle and joblib files, by contrast, run code when
+        loaded: only load those from sources you trust.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination file (``.safetensors`` by convention); written
+            atomically.
+        """
+        from ._persistence import save
+
+        save(self, path)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()  # type: ignore[misc]
@@ -402,7 +464,9 @@ class BaseFailurePredictor(FailurePredictorMixin, ClassifierMixin, BaseEstimator
                 "Caption mode needs the paired captions: "
                 "decision_function(X_img, X_txt) with X_txt of shape (n, d)."
             )
-        captions = check_candidate_texts(X_txt, d, n_rows=n)
+        captions = check_candidate_texts(
+            X_txt, d, n_rows=n, feature_names=getattr(self, "feature_names_in_", None)
+        )
         out = np.empty(n, dtype=np.float64)
         for group in caption_groups(n, int(self.caption_group_size)):
             out[group] = self._group_scores(X_img[group], captions[group])

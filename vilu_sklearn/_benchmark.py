@@ -282,6 +282,9 @@ def benchmark(
         start = time.perf_counter()
         est.fit(*fit_args)
         fit_time = time.perf_counter() - start
+        if getattr(est, "interrupted_", False):
+            # Ctrl-C during training: a truncated model is no row of the table
+            raise KeyboardInterrupt(f"{name}: training was interrupted")
         start = time.perf_counter()
         confidence = np.asarray(est.decision_function(*predict_args), dtype=float)
         predict_time = time.perf_counter() - start

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,6 +14,11 @@ from typing import Any
 import numpy as np
 
 __all__ = ["main"]
+
+
+class UsageError(ValueError):
+    """A user error: reported on one line, exit code 2 (no traceback)."""
+
 
 # The default data of the main job: synthetic CLIP-like embeddings (documented in
 # docs/benchmark.md). K = 100 classes in d = 512 with a zero-shot accuracy of 0.62,
@@ -84,7 +91,7 @@ def _select_methods(estimators: dict[str, Any], methods: str) -> dict[str, Any]:
         else:
             chosen[name] = estimators[name]
     if unknown:
-        raise SystemExit(
+        raise UsageError(
             f"unknown method(s) {unknown}; available: {', '.join(estimators)} "
             "(case-insensitive)"
         )
@@ -93,7 +100,12 @@ def _select_methods(estimators: dict[str, Any], methods: str) -> dict[str, Any]:
 
 def _split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.random.default_rng(seed).permutation(n)
-    n_test = max(1, int(round(test_fraction * n)))
+    n_test = int(round(test_fraction * n))
+    if n_test < 2 or n - n_test < 2:
+        raise UsageError(
+            f"--test-fraction {test_fraction:g} of {n} rows gives {n_test} test and "
+            f"{n - n_test} training rows; both splits need at least 2 rows."
+        )
     return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 
@@ -108,8 +120,13 @@ def _file_data(
     if mode == "caption":
         X_img = get("X_img")
         if X_img is None:
-            raise SystemExit(
+            raise UsageError(
                 f"{path}: caption mode needs arrays X_img and X_txt (paired rows)."
+            )
+        if len(data.X_txt) != len(X_img):
+            raise UsageError(
+                f"{path}: caption mode pairs X_img and X_txt row by row, but X_img "
+                f"has {len(X_img)} rows and X_txt {len(data.X_txt)}."
             )
         tr, te = _split(len(X_img), test_fraction, seed)
         out.update(
@@ -129,7 +146,7 @@ def _file_data(
                 y_kind="correct",
             )
         else:
-            raise SystemExit(
+            raise UsageError(
                 f"{path}: needs y_train/y_test (class labels) or "
                 "y_correct_train/y_correct_test next to X_img_train/X_img_test."
             )
@@ -137,13 +154,13 @@ def _file_data(
     else:
         X_img = get("X_img")
         if X_img is None:
-            raise SystemExit(f"{path}: needs X_img or X_img_train/X_img_test.")
+            raise UsageError(f"{path}: needs X_img or X_img_train/X_img_test.")
         if get("y") is not None:
             y, kind = data.y, "labels"
         elif get("y_correct") is not None:
             y, kind = data.y_correct, "correct"
         else:
-            raise SystemExit(f"{path}: needs y (class labels) or y_correct.")
+            raise UsageError(f"{path}: needs y (class labels) or y_correct.")
         tr, te = _split(len(X_img), test_fraction, seed)
         out.update(
             X_img_train=X_img[tr],
@@ -169,7 +186,7 @@ def _plots(table: list[dict[str, Any]], directory: Path) -> list[Path]:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise SystemExit(
+        raise UsageError(
             "--plots needs matplotlib: pip install 'vilu-sklearn[plot]'"
         ) from None
     directory.mkdir(parents=True, exist_ok=True)
@@ -216,13 +233,16 @@ def _benchmark_command(args: argparse.Namespace) -> int:
         if args.quiet
         else (lambda msg: print(msg, file=sys.stderr, flush=True))
     )
+    _check_args(args)
     if args.data is None:
         if args.mode == "caption":
-            raise SystemExit("--mode caption needs --data FILE.npz")
+            raise UsageError("--mode caption needs --data FILE.npz")
         data = _synthetic_data(args.seed)
     else:
         data = _file_data(Path(args.data), args.mode, args.test_fraction, args.seed)
-    logit_scale = args.logit_scale or data["logit_scale"] or 100.0
+    logit_scale = args.logit_scale
+    if logit_scale is None:
+        logit_scale = 100.0 if data["logit_scale"] is None else data["logit_scale"]
     log(f"data: {data['description']}")
     estimators = default_estimators(
         logit_scale=logit_scale,
@@ -271,15 +291,75 @@ def _benchmark_command(args: argparse.Namespace) -> int:
             f"probability >= {1 - args.delta:g} (vilu_sklearn.selective)."
             "\n\n" + text
         )
+    print(text, flush=True)  # first: a failing --output must not lose the run
+    status = 0
     if args.output:
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
-        log(f"wrote {args.output}")
-    print(text)
+        try:
+            Path(args.output).write_text(text + "\n", encoding="utf-8")
+            log(f"wrote {args.output}")
+        except OSError as exc:
+            print(
+                f"vilu-sklearn: error: could not write --output: {exc}", file=sys.stderr
+            )
+            status = 1
     if args.plots:
         for path in _plots(table, Path(args.plots)):
             log(f"wrote {path}")
     log(f"total wall time {time.perf_counter() - started:.1f} s")
-    return 0
+    return status
+
+
+def _check_output_path(option: str, value: str, *, directory: bool) -> None:
+    """Fail before the run, not after it, when a result cannot be written."""
+    path = Path(value)
+    if not directory and path.is_dir():
+        raise UsageError(f"{option} {value!r} is a directory; give a file name.")
+    if directory and path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {value!r} exists and is not a directory.")
+    target = path if path.exists() else path.parent
+    while directory and not target.exists():
+        target = target.parent
+    if not target.is_dir() and not target.exists():
+        raise UsageError(f"{option} {value!r}: folder {str(target)!r} does not exist.")
+    if not os.access(path if path.exists() else target, os.W_OK):
+        raise UsageError(f"{option} {value!r} is not writable.")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Check option values that argparse's types let through."""
+    tf = args.test_fraction
+    if not (math.isfinite(tf) and 0 < tf < 1):
+        raise UsageError(f"--test-fraction must be in (0, 1); got {tf:g}.")
+    ls = args.logit_scale
+    if ls is not None and not (math.isfinite(ls) and ls > 0):
+        raise UsageError(
+            f"--logit-scale must be a positive finite number (CLIP's is 100); "
+            f"got {ls:g}."
+        )
+    for option, value, low in (
+        ("--max-epochs", args.max_epochs, 1),
+        ("--n-resamples", args.n_resamples, 0),
+        ("--caption-group-size", args.caption_group_size, 1),
+        ("--seed", args.seed, 0),
+    ):
+        if value is not None and value < low:
+            raise UsageError(f"{option} must be >= {low}; got {value}.")
+    try:
+        import torch
+
+        if args.device != "auto":
+            torch.device(args.device)
+    except (RuntimeError, ValueError):
+        raise UsageError(
+            f"--device {args.device!r} is not a device: use auto, cpu, cuda, "
+            "cuda:1, mps ..."
+        ) from None
+    if args.data is not None and not Path(args.data).is_file():
+        raise UsageError(f"--data {args.data!r}: no such file.")
+    if args.output:
+        _check_output_path("--output", args.output, directory=False)
+    if args.plots:
+        _check_output_path("--plots", args.plots, directory=True)
 
 
 def _fraction(text: str) -> float:
@@ -374,5 +454,14 @@ def main(argv: list[str] | None = None) -> int:
     'MSP'
     """
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except (ValueError, TypeError, OSError) as exc:
+        # user errors (bad options, unreadable or inconsistent data): one line
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"vilu-sklearn: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vilu-sklearn: interrupted; no table was written.", file=sys.stderr)
+        return 130
     return result

@@ -162,16 +162,22 @@ class IndexSplit:
     def __call__(
         self, dataset: EmbeddingDataset, y: Any = None, **fit_params: Any
     ) -> tuple[EmbeddingDataset, EmbeddingDataset]:
-        positions = np.arange(len(dataset))
+        labels = None if dataset.y is None else dataset.y[dataset.indices]
+        train, valid = self.positions(labels, n=len(dataset))
+        return dataset.subset(train), dataset.subset(valid)
+
+    def positions(
+        self, labels: Any, n: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted training and validation positions for ``n`` rows (or labels)."""
+        positions = np.arange(len(labels) if n is None else n)
         stratify = None
-        if dataset.y is not None:
-            labels = dataset.y[dataset.indices]
-            if np.unique(labels, return_counts=True)[1].min() >= 2:
-                stratify = labels
+        if labels is not None and np.unique(labels, return_counts=True)[1].min() >= 2:
+            stratify = labels
         train, valid = train_test_split(
             positions,
             test_size=self.fraction,
             random_state=self.seed,
             stratify=stratify,
         )
-        return dataset.subset(np.sort(train)), dataset.subset(np.sort(valid))
+        return np.sort(train), np.sort(valid)

@@ -456,7 +456,14 @@ class ViLUModule(nn.Module):
         return bool(self.keep_frozen or self.projections_frozen)
 
     def _normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(x, dim=-1) if self.normalize else x
+        if not self.normalize:
+            return x
+        # scale-safe (|x| >= 1e20 or <= 1e-13): an exact power-of-two rescaling
+        _, exponent = torch.frexp(x.detach().abs().amax(dim=-1, keepdim=True))
+        top = int(math.log2(torch.finfo(x.dtype).max)) - 1
+        return F.normalize(
+            x * torch.exp2((-exponent).clamp(max=top).to(x.dtype)), dim=-1
+        )
 
     def _similarities(self, z_v: torch.Tensor, texts: torch.Tensor) -> torch.Tensor:
         """Cosine similarities (B, K), in float32 even under autocast."""

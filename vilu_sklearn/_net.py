@@ -12,7 +12,7 @@ import contextlib
 import functools
 import math
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from ._modules import weighted_bce_loss
 __all__ = [
     "OPTIMIZERS",
     "FreezeProjections",
+    "DivergenceGuard",
+    "TrainResult",
+    "divergence_callbacks",
     "ValidAUROC",
     "ViLUNet",
     "WeightAveraging",
@@ -90,6 +93,11 @@ def lr_scheduler(schedule: str, *, warmup_epochs: int, max_epochs: int) -> LRSch
     )
 
 
+def divergence_callbacks() -> list[tuple[str, Callback]]:
+    """The callback that stops training at a non-finite loss."""
+    return [("divergence_guard", DivergenceGuard())]
+
+
 def training_callbacks(
     *,
     freeze_proj_epochs: int,
@@ -104,13 +112,15 @@ def training_callbacks(
 ) -> list[tuple[str, Callback]]:
     """Every callback of a ViLU fit, in order.
 
-    The projection freeze, the LR schedule, weight averaging (unless None),
-    early stopping (unless the metric is None: it monitors ``valid_auroc``,
-    recorded by :class:`ValidAUROC`, or ``valid_loss``) and, with
-    ``verbose >= 1`` and tqdm installed, an :class:`EpochProgressBar` showing the
-    epochs with the loss and validation AUROC.
+    The divergence guard, the projection freeze, the LR schedule, weight
+    averaging (unless None), early stopping (unless the metric is None: it
+    monitors ``valid_auroc``, recorded by :class:`ValidAUROC`, or
+    ``valid_loss``) and, with ``verbose >= 1`` and tqdm installed, an
+    :class:`EpochProgressBar` showing the epochs with the loss and validation
+    AUROC.
     """
     callbacks: list[tuple[str, Callback]] = [
+        *divergence_callbacks(),
         ("freeze_projections", FreezeProjections(freeze_proj_epochs)),
         (
             "lr_scheduler",
@@ -340,6 +350,78 @@ class ViLUNet(NeuralNet):
         )
 
 
+class Diverged(Exception):
+    """Raised inside the training loop at the first non-finite loss."""
+
+
+class DivergenceGuard(Callback):
+    """Stop at the first non-finite loss or output; restore finite weights.
+
+    The weights restored are those of early stopping's best epoch when it kept
+    some, else those at the start of the last epoch whose first training batch
+    gave a finite loss and finite outputs (one copy of the weights per epoch).
+    ``diverged_at_`` is the epoch that diverged (None if none did) and
+    ``restored_epoch_`` the epoch whose weights were restored (0: none).
+    """
+
+    def on_train_begin(self, net: Any, **kwargs: Any) -> None:
+        self.diverged_at_: int | None = None
+        self.restored_epoch_ = 0
+        self._weights: dict[str, torch.Tensor] | None = None
+        self._pending: dict[str, torch.Tensor] | None = None
+
+    def on_epoch_begin(self, net: Any, **kwargs: Any) -> None:
+        state = net.module_.state_dict()
+        self._pending = {k: v.detach().clone() for k, v in state.items()}
+
+    def on_batch_end(
+        self,
+        net: Any,
+        training: bool = False,
+        loss: Any = None,
+        y_pred: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        outputs = y_pred[0] if isinstance(y_pred, tuple) else y_pred
+        if _finite(loss) and _finite(outputs):
+            if training and self._pending is not None:
+                # the weights at the start of this epoch gave a finite batch
+                self._weights, self._pending = self._pending, None
+                self.restored_epoch_ = len(net.history) - 1
+            return
+        self.diverged_at_ = len(net.history)
+        self._restore(net)
+        raise Diverged
+
+    def _restore(self, net: Any) -> None:
+        stopper = dict(net.callbacks_).get("early_stopping")
+        best = getattr(stopper, "best_model_weights_", None)
+        if stopper is not None and best is not None:
+            net.module_.load_state_dict(best)
+            self.restored_epoch_ = int(stopper.best_epoch_)
+        elif self._weights is not None:
+            net.module_.load_state_dict(self._weights)
+
+
+def _finite(value: Any) -> bool:
+    if value is None:
+        return True
+    return bool(torch.isfinite(torch.as_tensor(value).detach()).all())
+
+
+class TrainResult(NamedTuple):
+    """What :func:`train_net` reports besides the trained net."""
+
+    fit_time: float
+    """Wall time in seconds."""
+    interrupted: bool
+    """A KeyboardInterrupt (Ctrl-C) ended training before its end."""
+    diverged_at: int | None
+    """Epoch whose loss was not finite (None: training did not diverge)."""
+    restored_epoch: int
+    """After divergence, the epoch whose weights were restored (0: none)."""
+
+
 def train_net(
     net: ViLUNet,
     dataset: Any,
@@ -347,12 +429,14 @@ def train_net(
     candidates: Any,
     seed: int,
     dtype: torch.dtype,
-) -> float:
-    """Initialise and train ``net`` under its own seed; return the wall time.
+) -> TrainResult:
+    """Initialise and train ``net`` under its own seed.
 
     The global torch generators (CPU, and the net's CUDA device) are forked, so
     they are left untouched. ``candidates`` is the (K, d) array of candidate texts
-    or None; the module ends in eval mode.
+    or None; the module ends in eval mode. skorch swallows KeyboardInterrupt
+    (early stopping raises it too): an interruption is told apart from early
+    stopping by the epochs run and the stopper's misses.
     """
     device = torch.device(net.device)
     fork_devices = [device] if device.type == "cuda" else []
@@ -364,12 +448,21 @@ def train_net(
         fit_params = {}
         if candidates is not None:
             fit_params["candidates"] = torch.as_tensor(
-                np.asarray(candidates), dtype=dtype, device=device
+                np.ascontiguousarray(candidates), dtype=dtype, device=device
             )
-        net.partial_fit(dataset, None, **fit_params)
+        try:
+            net.partial_fit(dataset, None, **fit_params)
+        except Diverged:
+            pass
     elapsed = time.perf_counter() - start
     net.module_.eval()
-    return elapsed
+    callbacks = dict(net.callbacks_)
+    guard = callbacks["divergence_guard"]
+    stopper = callbacks.get("early_stopping")
+    finished = len(net.history) == net.max_epochs and "dur" in net.history[-1]
+    stopped = stopper is not None and stopper.misses_ >= stopper.patience
+    interrupted = guard.diverged_at_ is None and not (finished or stopped)
+    return TrainResult(elapsed, interrupted, guard.diverged_at_, guard.restored_epoch_)
 
 
 def _silent(*args: Any, **kwargs: Any) -> None:

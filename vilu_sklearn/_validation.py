@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 __all__ = [
     "check_embeddings",
+    "check_float32_range",
     "check_y_correct",
     "check_logit_scale",
 ]
@@ -154,6 +155,32 @@ def check_embeddings(
     return X
 
 
+def check_float32_range(X: Any, name: str, dtype: Any = np.float32) -> None:
+    """Raise when float64 values would overflow a float32 model.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from vilu_sklearn._validation import check_float32_range
+    >>> check_float32_range(np.array([[1e300]]), "X_img")
+    Traceback (most recent call last):
+    ...
+    ValueError: X_img holds values up to 1e+300, beyond the float32 range ...
+    """
+    if X is None or np.dtype(dtype) != np.float32 or X.dtype != np.float64:
+        return
+    limit = float(np.finfo(np.float32).max)
+    for start in range(0, X.shape[0], _FINITE_CHUNK_ROWS):
+        peak = float(np.abs(X[start : start + _FINITE_CHUNK_ROWS]).max(initial=0.0))
+        if peak > limit:
+            raise ValueError(
+                f"{name} holds values up to {peak:.3g}, beyond the float32 range "
+                f"(+-{limit:.3g}) of this model (dtype='float32'): rescale the "
+                "embeddings (with normalize=True their scale does not matter) or "
+                "use dtype='float64'."
+            )
+
+
 def _check_finite(X: np.ndarray, name: str) -> None:
     """Raise ValueError if X holds NaN or inf, reading it in chunks of rows."""
     for start in range(0, X.shape[0], _FINITE_CHUNK_ROWS):
@@ -172,15 +199,78 @@ def _check_finite(X: np.ndarray, name: str) -> None:
             )
 
 
+def _label_values(y: np.ndarray) -> list[Any]:
+    """The distinct labels of ``y``, sorted when they can be."""
+    try:
+        return list(np.unique(y).tolist())
+    except TypeError:  # mixed objects that do not compare
+        return list(dict.fromkeys(y.tolist()))
+
+
+def _shown(values: list[Any]) -> str:
+    return ", ".join(map(repr, values[:5])) + (", ..." if len(values) > 5 else "")
+
+
+def _encode_by_meaning(y: np.ndarray, name: str) -> np.ndarray:
+    """0/1 from labels whose meaning is unambiguous: bool, {0, 1} or {-1, 1}."""
+    if y.dtype.kind == "O":  # e.g. from pandas: numbers or bools as objects
+        if all(isinstance(v, bool | int | float | np.number) for v in y.tolist()):
+            y = y.astype(np.float64)
+    if y.dtype.kind == "b":
+        return y.astype(np.int64)
+    values = _label_values(y)
+    if y.dtype.kind in "iuf":
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+            raise ValueError(f"Input {name} contains NaN or infinity.")
+        if set(values) <= {0, 1} or set(values) <= {-1, 1}:
+            return (y == 1).astype(np.int64)
+        if y.dtype.kind == "f" and not np.all(y == np.round(y)):
+            raise ValueError(
+                f"Unknown label type: continuous. {name} must hold 1 (or True) where "
+                "the VLM's prediction is correct and 0 (or False, or -1) where it "
+                f"is wrong; got non-integer values ({_shown(values)})."
+            )
+    if len(values) > 2:
+        raise ValueError(
+            f"Only binary classification is supported. {name} must be binary: 1 "
+            f"where the VLM's prediction is correct, 0 where it is wrong; got "
+            f"{len(values)} distinct values ({_shown(values)}). If you have true "
+            "class labels, use vilu_sklearn.correctness(X_img, X_txt, labels)."
+        )
+    raise ValueError(
+        f"{name} holds the labels {_shown(values)}, whose meaning is ambiguous: "
+        "which of them means 'the VLM was correct'? Give 1 (or True) for correct "
+        "and 0 (or False, or -1) for wrong, e.g. y_correct = (labels == "
+        f"{values[-1]!r}) if {values[-1]!r} means correct."
+    )
+
+
+def _encode_pos_label(y: np.ndarray, pos_label: Any, name: str) -> np.ndarray:
+    values = _label_values(y)
+    if len(values) > 2:
+        raise ValueError(
+            f"Only binary classification is supported. {name} must be binary; got "
+            f"{len(values)} distinct values ({_shown(values)})."
+        )
+    if pos_label not in values and len(values) == 2:
+        raise ValueError(
+            f"pos_label {pos_label!r} is not among the labels of {name} "
+            f"({_shown(values)})."
+        )
+    return np.asarray(y == pos_label, dtype=np.int64)
+
+
 def check_y_correct(
-    y: Any, *, n_samples: int, name: str = "y_correct"
+    y: Any, *, n_samples: int, name: str = "y_correct", pos_label: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate binary correctness labels and encode them as 0/1.
 
-    ``y_correct`` should hold 1 (or True) where the VLM's prediction is correct and
-    0 (or False) where it is wrong. As with any scikit-learn binary classifier,
-    two other labels are accepted too; they are sorted and the greater one
-    (``classes[1]``) is taken to mean "correct".
+    ``y_correct`` holds 1 (or True) where the VLM's prediction is correct and 0
+    (or False) where it is wrong; {-1, 1} is accepted too (1 = correct). Other
+    labels, such as ``"correct"``/``"incorrect"`` or {1, 2}, have no meaning that
+    can be read off them: they are refused unless ``pos_label`` says which one
+    means "correct" (sorting them, as scikit-learn does, would read "incorrect"
+    as correct). A single class keeps its meaning: all ones are all correct.
 
     Parameters
     ----------
@@ -190,21 +280,26 @@ def check_y_correct(
         Number of image embeddings the labels must match.
     name : str, default="y_correct"
         Name of the argument, used in error messages.
+    pos_label : object, default=None
+        The label that means "the VLM's prediction is correct", for labels
+        other than bool, {0, 1} and {-1, 1}.
 
     Returns
     -------
     y_encoded : ndarray of shape (n_samples,), dtype int64
-        0 for ``classes[0]`` (wrong), 1 for ``classes[1]`` (correct).
+        1 where the prediction is correct, 0 where it is wrong.
     classes : ndarray
-        The sorted distinct labels (one or two of them).
+        The distinct labels, the "wrong" one first: ``classes[1]`` (or the only
+        one) means correct when it is encoded 1.
 
     Examples
     --------
     >>> from vilu_sklearn._validation import check_y_correct
     >>> check_y_correct([True, False, True], n_samples=3)
     (array([1, 0, 1]), array([False,  True]))
+    >>> check_y_correct(["ok", "bad"], n_samples=2, pos_label="ok")
+    (array([1, 0]), array(['bad', 'ok'], dtype='<U3'))
     """
-    from sklearn.utils.multiclass import check_classification_targets, type_of_target
     from sklearn.utils.validation import column_or_1d
 
     if y is None:
@@ -216,7 +311,7 @@ def check_y_correct(
     if sp.issparse(y):
         raise TypeError(f"{name} must be a dense 1-D array; got a sparse matrix.")
     y = np.asarray(_to_numpy(y))
-    if y.ndim == 2 and y.shape[1] != 1 or y.ndim > 2:
+    if y.ndim == 2 and y.shape[1] != 1 or y.ndim > 2 or y.ndim == 0:
         raise ValueError(
             f"{name} must be a 1-D array of shape ({n_samples},); got shape {y.shape} "
             "(y should be a 1d array)."
@@ -228,22 +323,19 @@ def check_y_correct(
             f"embeddings (Found input variables with inconsistent numbers of "
             f"samples: [{n_samples}, {y.shape[0]}])."
         )
+    if y.dtype.kind == "c":
+        raise ValueError(f"Unknown label type: complex values in {name}.")
     if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
         raise ValueError(f"Input {name} contains NaN or infinity.")
-    check_classification_targets(y)
-    kind = type_of_target(y)
-    classes = np.unique(y)
-    if kind not in ("binary",) or len(classes) > 2:
-        shown = ", ".join(map(repr, classes[:5].tolist())) + (
-            ", ..." if len(classes) > 5 else ""
-        )
-        raise ValueError(
-            f"Only binary classification is supported. {name} must be binary: 1 "
-            f"where the VLM's prediction is correct, 0 where it is wrong; got "
-            f"{len(classes)} distinct values ({shown}). If you have true class "
-            "labels, use vilu_sklearn.correctness(X_img, X_txt, labels)."
-        )
-    return np.searchsorted(classes, y).astype(np.int64), classes
+    if pos_label is None:
+        encoded = _encode_by_meaning(y, name)
+    else:
+        encoded = _encode_pos_label(y, pos_label, name)
+    # one representative label per encoded value, "wrong" first
+    classes = np.array(
+        [y[np.argmax(encoded == v)] for v in (0, 1) if np.any(encoded == v)]
+    )
+    return encoded, classes
 
 
 def check_logit_scale(logit_scale: Any, *, name: str = "logit_scale") -> float:

@@ -26,6 +26,7 @@ from ._data import BatchLoader, EmbeddingDataset, IndexSplit
 from ._modules import CandidateTables, EncodedCandidates, ViLUModule
 from ._net import (
     OPTIMIZERS,
+    TrainResult,
     ValidAUROC,
     ViLUNet,
     autocast,
@@ -35,6 +36,7 @@ from ._net import (
     training_callbacks,
     uses_autocast,
 )
+from ._validation import check_float32_range
 
 __all__ = ["REFERENCE_PARAMS", "ViLUClassifier"]
 
@@ -249,6 +251,18 @@ class ViLUClassifier(BaseFailurePredictor):
         Device used for training.
     fit_time_ : float
         Training wall time in seconds.
+    interrupted_ : bool
+        True when a KeyboardInterrupt (Ctrl-C) ended training early: the model
+        is incomplete (a warning says so too).
+
+    Notes
+    -----
+    Training that diverges (a non-finite loss or output, e.g. with too high a
+    learning rate) stops with a warning and keeps the last weights known to be
+    finite (early stopping's best, else those of the last finished epoch;
+    ``best_epoch_`` says which); if it diverges in the first epoch, ``fit``
+    raises a ``ValueError``. When early stopping on AUROC would see a
+    validation split with one class only, it is disabled with a warning.
 
     See Also
     --------
@@ -421,9 +435,15 @@ class ViLUClassifier(BaseFailurePredictor):
         seed = int(
             check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         )
+        np_dtype = np.float64 if self.dtype == "float64" else np.float32
+        for name, X in (("X_img", inputs.X_img), ("X_txt", inputs.X_txt)):
+            check_float32_range(X, name, np_dtype)
+        check_float32_range(inputs.captions, "X_txt", np_dtype)
         n_samples, n_features = inputs.X_img.shape
         self._warn_caption_group_mismatch()
-        early = self._early_stopping_enabled(n_samples)
+        early = self._early_stopping_enabled(n_samples) and self._valid_split_usable(
+            inputs.y, seed
+        )
         net = self._build_net(n_features, early=early, seed=seed)
         dataset = EmbeddingDataset(
             inputs.X_img,
@@ -432,10 +452,59 @@ class ViLUClassifier(BaseFailurePredictor):
             sample_weight=inputs.sample_weight,
         )
         texts = inputs.X_txt if self._needs_texts else None
-        self.fit_time_ = train_net(
+        result = train_net(
             net, dataset, candidates=texts, seed=seed, dtype=_DTYPES[self.dtype]
         )
+        self.fit_time_ = result.fit_time
         self._set_fitted_attributes(net, inputs, early=early)
+        self._report_abnormal_end(result)
+
+    def _report_abnormal_end(self, result: TrainResult) -> None:
+        """Raise or warn when training diverged or was interrupted."""
+        self.interrupted_ = result.interrupted
+        if result.diverged_at is not None:
+            if result.restored_epoch == 0:
+                raise ValueError(
+                    f"Training diverged: the loss was not finite in epoch "
+                    f"{result.diverged_at}, before any epoch finished, so there are "
+                    f"no usable weights. Lower the learning rate (lr={self.lr!r}) "
+                    "or check the inputs."
+                )
+            warnings.warn(
+                f"Training diverged: the loss was not finite in epoch "
+                f"{result.diverged_at}; training stopped and the weights of epoch "
+                f"{result.restored_epoch} were restored (best_epoch_). Lower the "
+                f"learning rate (lr={self.lr!r}) to train further.",
+                UserWarning,
+                stacklevel=4,
+            )
+            self.best_epoch_ = result.restored_epoch
+        if result.interrupted:
+            warnings.warn(
+                f"Training was interrupted after {self.n_epochs_} of "
+                f"{self.max_epochs} epochs (KeyboardInterrupt): the model is "
+                "incomplete (interrupted_ is True).",
+                UserWarning,
+                stacklevel=4,
+            )
+
+    def _valid_split_usable(self, y: Any, seed: int) -> bool:
+        """Early stopping on AUROC needs both classes in the validation split."""
+        if y is None or self.early_stopping_metric != "auroc":
+            return True
+        _, valid = IndexSplit(self.validation_fraction, seed).positions(y)
+        if 0 < y[valid].sum() < len(valid):
+            return True
+        warnings.warn(
+            f"The validation split of early stopping holds only one class "
+            f"({len(valid)} samples, {int(np.sum(y == 0))} failures in all): its "
+            "AUROC is undefined, so early stopping is disabled for this fit and "
+            "training runs max_epochs. Use more data, a larger "
+            "validation_fraction or early_stopping_metric='loss'.",
+            UserWarning,
+            stacklevel=5,
+        )
+        return False
 
     @property
     def _batch_size(self) -> int:
@@ -598,7 +667,9 @@ class ViLUClassifier(BaseFailurePredictor):
         param = next(module.parameters())
         with torch.inference_mode():
             enc = module.prepare_candidates(
-                torch.as_tensor(np.asarray(texts), dtype=param.dtype).to(param.device)
+                torch.as_tensor(np.ascontiguousarray(texts), dtype=param.dtype).to(
+                    param.device
+                )
             )
         if cache_key is not None:
             cache[cache_key] = enc
@@ -615,7 +686,9 @@ class ViLUClassifier(BaseFailurePredictor):
                     )
                 return None, None
             return self.text_embeddings_, "fit"
-        X_txt = check_candidate_texts(X_txt, d)
+        X_txt = check_candidate_texts(
+            X_txt, d, feature_names=getattr(self, "feature_names_in_", None)
+        )
         if (
             self.text_embeddings_ is not None
             and X_txt.shape == self.text_embeddings_.shape
@@ -665,22 +738,31 @@ class ViLUClassifier(BaseFailurePredictor):
         module, device, np_dtype = self._inference()
         n, d = X_img.shape
         texts, key = self._resolve_predict_texts(X_txt, d)
+        if texts is not None:
+            check_float32_range(texts, "X_txt", np_dtype)
         enc = None if texts is None else self._encoded(texts, cache_key=key)
         rows = self._batch_rows(1 if texts is None else len(texts))
         out = np.empty(n, dtype=np.float64)
         with torch.inference_mode(), self._autocast(device):
             for start in range(0, n, rows):
+                block = X_img[start : start + rows]
+                check_float32_range(block, "X_img", np_dtype)
                 img = torch.as_tensor(
-                    np.asarray(X_img[start : start + rows], dtype=np_dtype),
-                    device=device,
+                    np.ascontiguousarray(block, dtype=np_dtype), device=device
                 )
                 out[start : start + rows] = module(img, enc).double().cpu().numpy()
         return out
 
     def _group_scores(self, X_img: np.ndarray, captions: np.ndarray) -> np.ndarray:
         module, device, np_dtype = self._inference()
-        img = torch.as_tensor(np.asarray(X_img, dtype=np_dtype), device=device)
-        txt = torch.as_tensor(np.asarray(captions, dtype=np_dtype), device=device)
+        check_float32_range(X_img, "X_img", np_dtype)
+        check_float32_range(captions, "X_txt", np_dtype)
+        img = torch.as_tensor(
+            np.ascontiguousarray(X_img, dtype=np_dtype), device=device
+        )
+        txt = torch.as_tensor(
+            np.ascontiguousarray(captions, dtype=np_dtype), device=device
+        )
         with torch.inference_mode(), self._autocast(device):
             scores: np.ndarray = module(img, txt).double().cpu().numpy()
         return scores

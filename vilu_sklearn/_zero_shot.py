@@ -46,7 +46,9 @@ def l2_normalize(X: Any, *, eps: float = 1e-12) -> np.ndarray:
     X : array-like of shape (n, d)
         Embeddings.
     eps : float, default=1e-12
-        Norms below ``eps`` are treated as ``eps``.
+        Norms below ``eps`` (after scaling each row by a power of two that
+        brings its largest absolute value into [0.5, 1), which makes the result
+        independent of the magnitude) are treated as ``eps``.
 
     Returns
     -------
@@ -63,6 +65,13 @@ def l2_normalize(X: Any, *, eps: float = 1e-12) -> np.ndarray:
     X = np.asarray(X)
     dtype = np.float32 if X.dtype in (np.float16,) or X.dtype.kind != "f" else X.dtype
     X = X.astype(dtype, copy=True)
+    if X.shape[-1] == 0:
+        return X
+    # scale-safe: bring the largest |x| of each row into [0.5, 1) by a power of
+    # two (exact, so ordinary rows give the same bits as without it), so the
+    # squares neither overflow (|x| >= 1e20 in float32) nor vanish (<= 1e-13)
+    _, exponent = np.frexp(np.max(np.abs(X), axis=-1, keepdims=True))
+    np.ldexp(X, -exponent, out=X)
     norms = np.linalg.norm(X, axis=-1, keepdims=True)
     np.maximum(norms, eps, out=norms)
     X /= norms

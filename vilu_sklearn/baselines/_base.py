@@ -86,6 +86,41 @@ def iter_logit_blocks(
         )
 
 
+def check_same_candidates(texts: np.ndarray, fitted: np.ndarray, owner: str) -> None:
+    """Check that prediction texts are the fit's candidates, in the fit's order.
+
+    What a fixed-candidate baseline learns is indexed by candidate, so other or
+    reordered class prompts would silently change its scores. Equality allows
+    for rounding (relative 1e-3, e.g. a float16 copy).
+    """
+    if texts.shape[0] != fitted.shape[0]:
+        raise ValueError(
+            f"X_txt has {texts.shape[0]} candidate texts (shape {texts.shape}), "
+            f"but {owner} was fitted on K={fitted.shape[0]} candidates: what it "
+            "learned is indexed by candidate, so predict with the same K class "
+            "prompts."
+        )
+    a = np.asarray(texts, dtype=np.float64)
+    atol = 1e-3 * float(np.abs(fitted).max())
+    aligned = np.isclose(a, fitted, rtol=1e-3, atol=atol).all(axis=1)
+    if aligned.all():
+        return
+    i = int(np.argmin(aligned))
+    match = np.isclose(a[i], fitted, rtol=1e-3, atol=atol).all(axis=1)
+    if match.any():
+        j = int(np.argmax(match))
+        raise ValueError(
+            f"X_txt holds the candidate texts of fit in another order (row {i} of "
+            f"X_txt is row {j} in fit): {owner} learned per-candidate statistics, "
+            "so pass the class prompts in the order of fit (or omit X_txt)."
+        )
+    raise ValueError(
+        f"X_txt differs from the {fitted.shape[0]} candidate texts seen in fit "
+        f"(first at row {i}): {owner} learned per-candidate statistics, so predict "
+        "with the class prompts of fit (or omit X_txt)."
+    )
+
+
 class BaseBaseline(BaseFailurePredictor):
     """Base class of the baselines: logits in blocks, scoring left abstract.
 
@@ -157,14 +192,11 @@ class BaseBaseline(BaseFailurePredictor):
             raise ValueError("X_txt is required in classification mode.")
         if X_txt is None:
             return fitted
-        texts = check_candidate_texts(X_txt, d)
-        if self._fixed_candidates and texts.shape[0] != fitted.shape[0]:
-            raise ValueError(
-                f"X_txt has {texts.shape[0]} candidate texts (shape {texts.shape}), "
-                f"but {type(self).__name__} was fitted on K={fitted.shape[0]} "
-                "candidates: what it learned is indexed by candidate, so predict "
-                "with the same K class prompts."
-            )
+        texts = check_candidate_texts(
+            X_txt, d, feature_names=getattr(self, "feature_names_in_", None)
+        )
+        if self._fixed_candidates:
+            check_same_candidates(texts, fitted, type(self).__name__)
         return texts
 
     def _decision_classification(

@@ -130,6 +130,7 @@ def load_embeddings(path: str | os.PathLike[str]) -> Bunch:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No such embeddings file: {path!r}.")
+    _check_magic(path, "an .npz archive (np.savez)", (_ZIP_MAGIC, _NPY_MAGIC))
     try:
         archive = np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -233,10 +234,35 @@ def load_embeddings(path: str | os.PathLike[str]) -> Bunch:
     return out
 
 
+_ZIP_MAGIC = b"PK\x03\x04"
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _check_magic(path: str, expected: str, magics: tuple[bytes, ...]) -> None:
+    """Say what a file is when it is not a numpy file (numpy says "pickled")."""
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a directory, not {expected}.")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if any(head.startswith(m) for m in magics):
+        return
+    if head[:1] == b"\x80":
+        kind = "a Python pickle, which is refused (loading it could run code)"
+    elif not head:
+        kind = "empty"
+    else:
+        kind = f"not a numpy file (it starts with {head!r})"
+    raise ValueError(f"{path!r} is {kind}; expected {expected}.")
+
+
 def _load_npy(path: str | os.PathLike[str], name: str, mmap: bool) -> np.ndarray:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{name}: no such file {path!r}.")
+    try:
+        _check_magic(path, "an .npy file (np.save)", (_NPY_MAGIC, _ZIP_MAGIC))
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
     try:
         arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except ValueError as exc:

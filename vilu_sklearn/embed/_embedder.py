@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import enum
+import functools
 import hashlib
+import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -18,7 +22,7 @@ __all__ = ["CLIPEmbedder", "make_random_transformers_clip"]
 
 _BACKENDS = ("open_clip", "transformers")
 _PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: weights always hashed, stable descriptions
 
 
 class _Progress:
@@ -167,6 +171,81 @@ def make_random_transformers_clip(
     finally:
         torch.random.set_rng_state(state)
     return model, processor, tokenizer
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+# attributes that memoise results (e.g. open_clip's SimpleTokenizer.cache): they
+# grow with use and say nothing about the output
+_MEMO_ATTRIBUTES = frozenset({"cache", "_cache"})
+
+
+def describe(obj: Any, depth: int = 0) -> str:
+    """A description of a tokenizer or transform that is the same in every process.
+
+    ``repr`` often holds a memory address (``<... object at 0x7f...>``), which
+    would make a cache key differ between processes. This describes Hugging Face
+    objects by their JSON configuration or vocabulary, functions by their module,
+    name and code, arrays by their content, and other objects by their type and
+    attributes, recursively.
+
+    Examples
+    --------
+    >>> from vilu_sklearn.embed._embedder import describe
+    >>> class Tok:
+    ...     def __init__(self):
+    ...         self.lower = True
+    >>> describe(Tok()) == describe(Tok())
+    True
+    """
+    if depth > 6:
+        return _ADDRESS.sub("", repr(obj))
+    to_json = getattr(obj, "to_json_string", None)
+    if callable(to_json) and not isinstance(obj, type):
+        return str(to_json())
+    get_vocab = getattr(obj, "get_vocab", None)
+    if callable(get_vocab) and not isinstance(obj, type):
+        vocab = json.dumps(sorted(get_vocab().items()), default=str)
+        return f"{type(obj).__qualname__}:{hashlib.sha256(vocab.encode()).hexdigest()}"
+    if obj is None or isinstance(obj, bool | int | float | str | bytes | enum.Enum):
+        return repr(obj)
+    if isinstance(obj, list | tuple | set | frozenset):
+        items = [describe(v, depth + 1) for v in obj]
+        if isinstance(obj, set | frozenset):
+            items.sort()
+        return f"{type(obj).__name__}[{', '.join(items)}]"
+    if isinstance(obj, Mapping):
+        pairs = sorted(
+            f"{describe(k, depth + 1)}: {describe(v, depth + 1)}"
+            for k, v in obj.items()
+        )
+        digest = hashlib.sha256("\n".join(pairs).encode()).hexdigest()
+        return f"mapping:{len(pairs)}:{digest}"
+    if isinstance(obj, functools.partial):
+        return "partial" + describe((obj.func, obj.args, obj.keywords), depth + 1)
+    if hasattr(obj, "__array__") and hasattr(obj, "shape"):
+        arr = np.asarray(obj.detach().cpu() if hasattr(obj, "detach") else obj)
+        return (
+            f"array{arr.shape}{arr.dtype}:{hashlib.sha256(arr.tobytes()).hexdigest()}"
+        )
+    code = getattr(obj, "__code__", None)
+    if (
+        code is not None
+        or isinstance(obj, type)
+        or callable(obj)
+        and not hasattr(obj, "__dict__")
+    ):
+        qualname = getattr(obj, "__qualname__", type(obj).__qualname__)
+        name = f"{getattr(obj, '__module__', '')}.{qualname}"
+        if code is not None:
+            body = code.co_code + repr(code.co_consts).encode()
+            name += ":" + hashlib.sha256(body).hexdigest()
+        return _ADDRESS.sub("", name)
+    attrs = getattr(obj, "__dict__", None)
+    kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
+    if attrs is None:
+        return f"{kind}:{_ADDRESS.sub('', repr(obj))}"
+    fields = {k: v for k, v in attrs.items() if k not in _MEMO_ATTRIBUTES}
+    return f"{kind}({describe(fields, depth + 1)})"
 
 
 def _features(out: Any) -> Any:
@@ -422,22 +501,22 @@ class CLIPEmbedder:
         self._load()
         return float(self._model.logit_scale.detach().float().exp().cpu())
 
-    def _weights_hash(self) -> str | None:
-        if not self._user_model:
-            return None
+    def _weights_hash(self) -> str:
+        """Fingerprint of the weights, whether the model was given or loaded.
+
+        A name or path says nothing about the weights behind it (a new
+        checkpoint at the same path, a moving hub revision), so the cache is
+        keyed on the weights themselves.
+        """
         h = hashlib.blake2b(digest_size=16)
         for name, tensor in sorted(self._model.state_dict().items()):
             h.update(name.encode())
+            h.update(str(tuple(tensor.shape)).encode())
             h.update(tensor.detach().float().cpu().numpy().tobytes())
         return h.hexdigest()
 
     def _describe(self, obj: Any) -> str:
-        to_json = getattr(obj, "to_json_string", None)
-        if callable(to_json):
-            return str(to_json())
-        if hasattr(obj, "get_vocab"):
-            return f"{type(obj).__name__}:{len(obj.get_vocab())}"
-        return repr(obj)
+        return describe(obj)
 
     def _cache(self, kind: str) -> EmbeddingCache | None:
         if self.cache_dir is None:
@@ -454,6 +533,9 @@ class CLIPEmbedder:
                 "model_name": self.model_name,
                 "pretrained": self.pretrained,
                 "weights": self._weights_hash_,
+                "revision": getattr(
+                    getattr(self._model, "config", None), "_commit_hash", None
+                ),
                 "processing": hashlib.sha256(
                     self._describe(processing).encode()
                 ).hexdigest(),
