@@ -104,7 +104,7 @@ class EmbeddingCache:
             if chunk in self._loaded:
                 continue
             if not (self.path / f"{chunk}.emb.npy").exists():
-                continue  # pragma: no cover - keys are only written after emb
+                continue  # keys are written after emb: an orphan is not a chunk
             keys = np.load(keys_file, allow_pickle=False)
             idx = len(self._chunks)
             self._chunks.append(chunk)

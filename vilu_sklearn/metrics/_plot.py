@@ -23,7 +23,7 @@ __all__ = ["FailureRocDisplay", "RiskCoverageDisplay", "ConfidenceHistogramDispl
 def _pyplot() -> Any:
     try:
         import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the environment
+    except ImportError as exc:
         raise ImportError(
             "Plotting needs matplotlib, an optional dependency: "
             "pip install vilu-sklearn[plot]"
