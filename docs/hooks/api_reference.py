@@ -52,10 +52,14 @@ def public_objects() -> dict[str, list[str]]:
 
 
 def _summary(obj: Any) -> str:
-    doc = inspect.getdoc(obj) if callable(obj) or inspect.isclass(obj) else None
-    if not doc:
-        return ""
-    return doc.strip().split("\n\n")[0].replace("\n", " ").replace("|", "\\|")
+    """First paragraph of the docstring; the value of a constant or instance."""
+    if inspect.isclass(obj) or inspect.isroutine(obj):
+        doc = inspect.getdoc(obj) or ""
+        text = doc.strip().split("\n\n")[0].replace("\n", " ")
+    else:
+        value = repr(obj)
+        text = f"`{value if len(value) <= 60 else value[:57] + '...'}`"
+    return text.replace("|", "\\|")
 
 
 def _object_page(package: str, name: str) -> str:

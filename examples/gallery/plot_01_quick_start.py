@@ -4,8 +4,8 @@
 A vision-language model (VLM) such as CLIP classifies an image by the cosine
 similarity of its embedding with the embeddings of class prompts. ViLU learns,
 from these embeddings alone, the probability that this zero-shot prediction is
-correct. Labels and scores follow the [conventions](../../conventions.md):
-``y_correct = 1`` marks a correct prediction and every score is a confidence.
+correct. Labels and scores follow the package
+[conventions](../../conventions.md).
 """
 
 # %%
