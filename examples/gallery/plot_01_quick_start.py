@@ -32,7 +32,6 @@ print(f"VLM accuracy on the test images: {y_correct_test.mean():.3f}")
 clf = ViLUClassifier(
     hidden_layer_sizes=(64,),
     max_epochs=15,
-    n_iter_freeze_proj=0,
     device="cpu",
     random_state=0,
 )

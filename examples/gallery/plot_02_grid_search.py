@@ -28,7 +28,6 @@ base = ViLUClassifier(
     text_embeddings=d.X_txt,
     max_epochs=4,
     early_stopping=False,
-    n_iter_freeze_proj=0,
     device="cpu",
     random_state=0,
 )

@@ -27,11 +27,9 @@ fit, held_out, new = slice(0, 1200), slice(1200, 1800), slice(1800, None)
 clf = ViLUClassifier(
     hidden_layer_sizes=(64,),
     max_epochs=15,
-    n_iter_freeze_proj=0,
     device="cpu",
     random_state=0,
-)
-clf.fit(d.X_img[fit], d.X_txt, y_correct[fit])
+).fit(d.X_img[fit], d.X_txt, y_correct[fit])
 
 # %%
 # Choose the threshold on the held-out images

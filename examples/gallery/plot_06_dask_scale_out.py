@@ -29,7 +29,6 @@ y_correct = correctness(d.X_img, d.X_txt, d.labels)
 clf = ViLUClassifier(
     hidden_layer_sizes=(32,),
     max_epochs=5,
-    n_iter_freeze_proj=0,
     device="cpu",
     random_state=0,
 ).fit(d.X_img[:1000], d.X_txt, y_correct[:1000])
