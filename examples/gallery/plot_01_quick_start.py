@@ -13,6 +13,8 @@ correct. Labels and scores follow the package
 # ------------------------------------
 # 1,200 images of 8 classes in 64 dimensions, with a VLM that is right about 70 %
 # of the time. ``X_txt`` holds one embedding per class prompt.
+import numpy as np
+
 from vilu_sklearn import ViLUClassifier, correctness, zero_shot_predict
 from vilu_sklearn.baselines import MSP
 from vilu_sklearn.datasets import make_vlm_embeddings
@@ -38,8 +40,13 @@ clf = ViLUClassifier(
 clf.fit(X_train, d.X_txt, y_correct_train)
 p_correct = clf.predict_proba(X_test, d.X_txt)[:, 1]
 predicted_class, _ = zero_shot_predict(X_test, d.X_txt)
-for i in range(5):
-    print(f"image {i}: class {predicted_class[i]}, P(correct) = {p_correct[i]:.2f}")
+order = np.argsort(p_correct)
+print("least and most trusted test images:")
+for i in [*order[:3], *order[-3:]]:
+    print(
+        f"  image {i}: predicted class {predicted_class[i]}, "
+        f"P(correct) = {p_correct[i]:.2f}, actually correct: {bool(y_correct_test[i])}"
+    )
 
 # %%
 # How well does the confidence separate successes from failures?
