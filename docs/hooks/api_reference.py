@@ -13,7 +13,14 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import sys
+from pathlib import Path
 from typing import Any
+
+# Document the checkout that holds this file, not another installed copy.
+_REPO = str(Path(__file__).resolve().parents[2])
+if _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
 
 ROOT = "vilu_sklearn"
 # Order of the packages in the navigation; a public subpackage not listed here
