@@ -22,7 +22,7 @@ import griffe
 
 _ROLE = re.compile(r":(?:class|func|meth|mod|attr|data|obj|exc):`(~?)([^`]+)`")
 # docs/<page>.md -> a link to the page's first heading (mkdocs-autorefs resolves it)
-_PAGE = re.compile(r"(?<![\w/`\[])docs/(\w+)\.md\b")
+_PAGE = re.compile(r"(?<![\w/`\[])docs/(conventions)\.md\b")
 
 
 def _runtime_doc(path: str) -> str | None:
