@@ -530,6 +530,7 @@ def _cifar_probabilities(cifar):
     return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
 
 
+@pytest.mark.slow
 def test_cifar_reference_definitions(cifar):
     # vilu_method.md 3.2: MCM = max p; entropy = sum p log(p + 1e-6) / log K
     # (matched exactly: eps=1e-6 is Entropy's default); DOCTOR = -(1 - g) / g

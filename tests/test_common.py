@@ -166,10 +166,6 @@ ESTIMATORS = [
     _ViLUVisualOnly(
         use_attention=False, use_predicted_text=False, posterior_head=False, **_FAST
     ),
-    _ViLUWithGeneratedTexts(**_FAST),
-    _ViLUWithGeneratedTexts(
-        attention="paper", n_heads=1, posterior_head=False, **_FAST
-    ),
     _MSP(logit_scale=10.0),
     _Entropy(logit_scale=10.0),
     _Doctor(logit_scale=10.0),
@@ -191,6 +187,14 @@ ESTIMATORS = [
     _TrustVLM(lbd=1.0, logit_scale=10.0),
     _ICPE(n_components=2, logit_scale=10.0),
     _LVU(hidden_layer_sizes=(8,), max_epochs=3, logit_scale=10.0),
+]
+# The long variants, checked in the slow tier (`pytest -m slow`): ViLU with its
+# attention and predicted-text inputs costs about twice the visual-only head above.
+SLOW_ESTIMATORS = [
+    _ViLUWithGeneratedTexts(**_FAST),
+    _ViLUWithGeneratedTexts(
+        attention="paper", n_heads=1, posterior_head=False, **_FAST
+    ),
 ]
 
 _STRING_LABELS = (
@@ -297,7 +301,17 @@ def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
 
-@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda est: type(est).__name__)
+@pytest.mark.slow
+@parametrize_with_checks(
+    SLOW_ESTIMATORS, expected_failed_checks=_expected_failed_checks
+)
+def test_sklearn_compatible_estimator_slow(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize(
+    "estimator", ESTIMATORS + SLOW_ESTIMATORS, ids=lambda est: type(est).__name__
+)
 def test_param_validation(estimator):
     """Every parameter has a declared constraint, checked at the start of fit.
 

@@ -218,6 +218,7 @@ def test_load_embeddings_split_names(tmp_path):
     assert data.logit_scale is None and data.classes is None
 
 
+@pytest.mark.slow
 def test_load_embeddings_shared_cifar(cifar_npz_path):
     data = load_embeddings(cifar_npz_path)
     assert data.X_img_train.shape == (40000, 384) and data.X_txt.shape == (10, 384)

@@ -50,6 +50,17 @@ def test_cache_store_lookup_reload(tmp_path):
         cache.add(keys[:2], np.zeros((1, 2)))
 
 
+def test_cache_ignores_keys_without_embeddings(tmp_path):
+    cache = EmbeddingCache(tmp_path, {"m": 1})
+    keys = [content_hash(str(i)) for i in range(3)]
+    cache.add(keys[:2], np.ones((2, 2), dtype=np.float32))
+    # keys are committed after the embeddings: a keys file alone is not a chunk
+    np.save(cache.path / "orphan.keys.npy", np.array(keys[2:], dtype="S32"))
+    again = EmbeddingCache(tmp_path, {"m": 1})
+    assert len(again) == 2 and keys[2] not in again
+    assert again.get(keys)[0].tolist() == [True, True, False]
+
+
 def test_embedder_argument_errors():
     with pytest.raises(ValueError, match="backend"):
         CLIPEmbedder("keras", "x")

@@ -12,13 +12,6 @@ import pytest
 pytest.importorskip("transformers", reason="needs vilu-sklearn[clip]")
 PIL = pytest.importorskip("PIL", reason="needs pillow")
 
-try:
-    from vilu_sklearn import ViLUClassifier  # noqa: F401
-except ImportError:  # pragma: no cover - the estimator is written in parallel
-    pytest.skip(
-        "vilu_sklearn.ViLUClassifier not available yet", allow_module_level=True
-    )
-
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "images_to_trust.py"
 
 

@@ -641,6 +641,7 @@ def test_failure_scorer_repr_and_sign():
 # --------------------------------------------------------------------------- #
 # real data
 # --------------------------------------------------------------------------- #
+@pytest.mark.slow
 def test_msp_auroc_on_cifar(cifar):
     img = cifar["X_img_test"].astype(np.float64)
     txt = cifar["X_txt"].astype(np.float64)

@@ -153,6 +153,7 @@ print(json.dumps({{"fit": fit_peak - base, "all": p.peak - base,
 """
 
 
+@pytest.mark.slow
 def test_memmap_fit_predict_bounded_memory(big_files):
     small, big = (
         _run_child(_FIT_PREDICT.format(tmp=str(big_files), n=n))
@@ -191,6 +192,7 @@ print(json.dumps({{"all": p.peak - base, "numpy": numpy_peak}}))
 """
 
 
+@pytest.mark.slow
 def test_memmap_caption_mode_streams(big_files):
     small, big = (
         _run_child(_CAPTIONS.format(tmp=str(big_files), n=n)) for n in (N_SMALL, N_BIG)
@@ -255,6 +257,7 @@ def fitted():
     return clf, X, T, y
 
 
+@pytest.mark.slow
 def test_dask_predict_matches_local_exactly(dask_client, fitted):
     import dask.array as da
 
@@ -271,6 +274,7 @@ def test_dask_predict_matches_local_exactly(dask_client, fitted):
     np.testing.assert_array_equal(pred, clf.predict(X))
 
 
+@pytest.mark.slow
 def test_dask_model_pickled_once_per_worker(dask_client, fitted):
     import dask.array as da
 
@@ -322,6 +326,7 @@ def test_dask_predict_rejects_caption_mode():
         dask_predict(ViLUClassifier(mode="caption"), np.ones((4, 3)))
 
 
+@pytest.mark.slow
 def test_gridsearch_on_dask_backend_matches_local(dask_client, fitted):
     import joblib
     from sklearn.model_selection import GridSearchCV, StratifiedKFold

@@ -1,13 +1,8 @@
 """ViLU failure prediction for vision-language models, as scikit-learn estimators.
 
-Conventions used throughout the package:
-
-* ``y_correct = 1`` means the VLM's prediction was correct, 0 that it was wrong.
-* Every score is a *confidence*: higher means more likely correct.
-* AUROC and FPR@95%TPR take successes (``y_correct = 1``) as the positive class;
-  AUPR-error takes failures as the positive class.
-* ``logit_scale`` (CLIP's is 100) is explicit wherever a softmax over similarities
-  is taken; embeddings are L2-normalised inside unless ``normalize=False``.
+The conventions of the whole package (what ``y_correct`` and a confidence mean,
+the positive class of each metric, ``logit_scale``, input embeddings) are stated
+once, in docs/conventions.md.
 """
 
 from ._benchmark import benchmark, default_estimators, format_table

@@ -438,9 +438,9 @@ class BaseFailurePredictor(FailurePredictorMixin, ClassifierMixin, BaseEstimator
     def decision_function(self, X: Any, X_txt: Any = None) -> np.ndarray:
         """Confidence that the VLM's prediction is correct (higher = more likely).
 
-        ``y_correct = 1`` marks a correct prediction; for AUROC and FPR@95%TPR the
-        successes are the positive class, so this score can be passed to
-        :func:`vilu_sklearn.metrics.auroc` (or ``scoring="roc_auc"``) as is.
+        As everywhere in the package (docs/conventions.md), this score can be
+        passed to :func:`vilu_sklearn.metrics.auroc` (or ``scoring="roc_auc"``)
+        as is.
 
         Parameters
         ----------

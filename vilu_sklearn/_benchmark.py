@@ -163,9 +163,7 @@ def benchmark(
     (with seeded bootstrap confidence intervals), plus its fit and predict wall
     times.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction is correct and
-    scores are confidences (higher = more likely correct). AUROC and FPR@95%TPR
-    take successes as the positive class, AUPR-error failures.
+    Conventions: docs/conventions.md.
 
     Parameters
     ----------

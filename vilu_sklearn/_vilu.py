@@ -84,10 +84,9 @@ class ViLUClassifier(BaseFailurePredictor):
     outputs the logit of P(correct). It is trained with a weighted binary
     cross-entropy that up-weights the VLM's failures.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct. Scores
-    are confidences (higher = more likely correct): ``predict_proba[:, 1]`` and
-    ``decision_function`` grow with the chance that the prediction is correct, so
-    ``roc_auc`` scorers take the successes as the positive class.
+    ``predict_proba[:, 1]`` and ``decision_function`` are confidences, as
+    everywhere in the package (docs/conventions.md), so ``roc_auc`` scorers take
+    the successes as the positive class.
 
     Two call forms are supported:
 

@@ -10,7 +10,7 @@ Conventions
   first (``normalize=True``, the default). Float16 inputs are computed in float32.
 * Class probabilities are ``softmax(logit_scale * cos)``; ``logit_scale`` is CLIP's
   learned temperature (100 for OpenAI CLIP) and is always an explicit argument.
-* ``y_correct = 1`` means the VLM's prediction is correct, 0 that it is wrong.
+* ``y_correct`` follows the package conventions (docs/conventions.md).
 """
 
 from __future__ import annotations

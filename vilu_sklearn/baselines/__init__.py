@@ -5,12 +5,9 @@ Every baseline is a scikit-learn estimator with the interface of
 ``text_embeddings=X_txt`` set, ``fit(X_img, y_correct)``; the prediction methods
 take ``(X_img, X_txt=None)``; ``score`` is the AUROC.
 
-Conventions: ``y_correct = 1`` means the VLM's prediction was correct;
-``decision_function`` returns a confidence (higher = more likely correct), so
-AUROC takes the successes as the positive class. Probabilities are
-``softmax(logit_scale * cos(X_img, X_txt))`` with an explicit ``logit_scale``
-(CLIP's is 100; :class:`MCM` uses ``cos / T`` instead); embeddings are
-L2-normalised inside (``normalize=True``).
+``decision_function`` returns a confidence and class probabilities are
+``softmax(logit_scale * cos(X_img, X_txt))`` (:class:`MCM` uses ``cos / T``
+instead), as everywhere in the package (docs/conventions.md).
 
 Training-free, from the logits (also in caption mode): :class:`MSP`,
 :class:`MCM`, :class:`Entropy`, :class:`Doctor`, :class:`Energy`,

@@ -304,9 +304,8 @@ def make_lvu(**params: Any) -> ViLUClassifier:
     The result is a plain :class:`~vilu_sklearn.ViLUClassifier` (so ``clone``,
     ``get_params`` and pickling behave as usual). It needs no candidate texts:
     ``fit(X_img, y_correct)`` works; ``fit(X_img, X_txt, y_correct)`` is accepted
-    too and ignores ``X_txt``. Conventions: ``y_correct = 1`` means the VLM's
-    prediction was correct; ``predict_proba[:, 1]`` is P(correct) and
-    ``decision_function`` its logit (higher = more likely correct).
+    too and ignores ``X_txt``. ``predict_proba[:, 1]`` is P(correct) and
+    ``decision_function`` its logit (conventions: docs/conventions.md).
 
     Parameters
     ----------

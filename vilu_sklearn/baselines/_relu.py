@@ -56,9 +56,7 @@ class RelU(BaseBaseline):
     nor ``predict_proba``: ``-p^T D p`` has no natural threshold and is not a
     probability.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
-    confidence ``-p^T D p`` is higher for more likely correct predictions, so
-    AUROC takes the successes as the positive class.
+    The confidence is ``-p^T D p`` (conventions: docs/conventions.md).
 
     Parameters
     ----------

@@ -36,9 +36,7 @@ class TemperatureScaling(ThresholdPredictMixin, BaseBaseline):
     while optimising; prediction works on (chunk, K) blocks. Classification mode
     only.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
-    confidence is higher for more likely correct predictions (AUROC takes the
-    successes as positive).
+    Conventions: docs/conventions.md.
 
     Parameters
     ----------

@@ -109,9 +109,7 @@ class MSP(ThresholdPredictMixin, _TrainingFree):
     validates its inputs and stores the candidate texts, so that the estimator
     works in ``GridSearchCV``, cross-validation and the benchmark unchanged.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
-    confidence is higher for more likely correct predictions, so AUROC takes the
-    successes as the positive class. ``predict_proba[:, 1]`` is ``p_max``, read
+    Conventions: docs/conventions.md. ``predict_proba[:, 1]`` is ``p_max``, read
     as P(correct) (uncalibrated; see :class:`TemperatureScaling`), and
     ``predict`` is 1 where ``p_max > 0.5``.
 
@@ -279,9 +277,7 @@ class Entropy(_TrainingFree):
     exactly the ViLU evaluator's score; ``eps=0`` gives the exact Shannon
     entropy (``0 log 0 = 0``).
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
-    confidence is higher for more likely correct predictions (AUROC takes the
-    successes as positive). There is no ``predict`` nor ``predict_proba``: an
+    Conventions: docs/conventions.md. There is no ``predict`` nor ``predict_proba``: an
     entropy is neither a probability of being correct nor has a natural
     threshold.
 
@@ -360,9 +356,7 @@ class Doctor(ThresholdPredictMixin, _TrainingFree):
     correct where ``sum_k p_k^2 > 1/2`` (alpha) or ``p_max > 1/2`` (beta). No
     ``predict_proba``: ``-D`` is not a probability.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
-    confidence is higher for more likely correct predictions (AUROC takes the
-    successes as positive).
+    Conventions: docs/conventions.md.
 
     Parameters
     ----------
@@ -439,9 +433,7 @@ class Energy(_TrainingFree):
     likely correct. No ``predict`` nor ``predict_proba``: the score is
     unbounded and has no natural threshold.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
-    confidence is higher for more likely correct predictions (AUROC takes the
-    successes as positive).
+    Conventions: docs/conventions.md.
 
     Parameters
     ----------
@@ -509,9 +501,7 @@ class MaxLogit(_TrainingFree):
     rescales it). No ``predict`` nor ``predict_proba``: a similarity has no
     natural threshold and is not a probability.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
-    confidence is higher for more likely correct predictions (AUROC takes the
-    successes as positive).
+    Conventions: docs/conventions.md.
 
     Parameters
     ----------
@@ -549,9 +539,7 @@ class Margin(_TrainingFree):
     ``predict`` nor ``predict_proba``: the margin is not a probability of being
     correct and has no natural threshold.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
-    confidence is higher for more likely correct predictions (AUROC takes the
-    successes as positive).
+    Conventions: docs/conventions.md.
 
     Parameters
     ----------

@@ -60,9 +60,7 @@ class TrustScore(ThresholdPredictMixin, BaseBaseline):
     probability. Classification mode only; prediction must use the K candidate
     texts of ``fit``.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
-    confidence is higher for more likely correct predictions (AUROC takes the
-    successes as positive).
+    Conventions: docs/conventions.md.
 
     Parameters
     ----------

@@ -1,14 +1,9 @@
 """Metrics, scorers and plots for the failure prediction of a VLM.
 
-Conventions (the same in every function of this subpackage):
+Labels, confidences and the positive class of each metric follow the package
+conventions (docs/conventions.md). In addition, in every function here:
 
-* ``y_correct = 1`` means the VLM's prediction was correct, 0 that it was wrong.
-* Scores are *confidences*: higher means more likely correct. 2-D scores such as
-  a ``predict_proba`` output are rejected; pass ``proba[:, 1]``.
-* AUROC and FPR@95%TPR take the successes (``y_correct = 1``) as the positive
-  class, as ViLU and FD-Shifts do. AUPR-error takes the failures as the positive
-  class (average precision of ``1 - y_correct`` ranked by ``-confidence``);
-  AUPR-success is the average precision with successes positive.
+* 2-D scores such as a ``predict_proba`` output are rejected; pass ``proba[:, 1]``.
 * AURC, E-AURC and AUGRC are on their raw scale, in [0, 1] (FD-Shifts displays
   them x1000); ties in the confidence are grouped, so no metric depends on the
   order of the samples.

@@ -202,9 +202,7 @@ def bootstrap_ci(
     class only, for AUROC, FPR@TPR and AUPR; or a ``ValueError`` from a custom
     callable, or a NaN result) are skipped and counted.
 
-    As everywhere in this package, ``y_correct = 1`` marks a correct prediction
-    and confidences are higher for more likely correct predictions; AUROC and
-    FPR@TPR take successes as the positive class, AUPR-error failures.
+    Labels, confidences and positive classes: docs/conventions.md.
 
     Parameters
     ----------

@@ -1,10 +1,8 @@
 """Display classes: failure ROC curve, risk-coverage curve, confidence histograms.
 
 matplotlib is optional (``pip install vilu-sklearn[plot]``) and imported only when
-something is drawn. Conventions: ``y_correct = 1`` marks a correct VLM
-prediction, confidences are higher for more likely correct predictions, and the
-ROC curve takes successes as the positive class (TPR = share of correct
-predictions accepted, FPR = share of failures accepted).
+something is drawn. The ROC curve takes successes as the positive class, as
+everywhere in the package (docs/conventions.md).
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ __all__ = ["FailureRocDisplay", "RiskCoverageDisplay", "ConfidenceHistogramDispl
 def _pyplot() -> Any:
     try:
         import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the environment
+    except ImportError as exc:
         raise ImportError(
             "Plotting needs matplotlib, an optional dependency: "
             "pip install vilu-sklearn[plot]"
@@ -271,7 +269,7 @@ class RiskCoverageDisplay(_DisplayMixin):
 
     Selective risk (error rate of the accepted samples) against coverage (share
     accepted) when accepting the most confident predictions first; see
-    :func:`risk_coverage_curve`. ``y_correct = 1`` marks a correct prediction.
+    :func:`risk_coverage_curve`.
 
     Parameters
     ----------
@@ -515,9 +513,7 @@ class RiskCoverageDisplay(_DisplayMixin):
 class ConfidenceHistogramDisplay(_DisplayMixin):
     """Histograms of the confidence of correct and of wrong predictions.
 
-    Well-separated histograms mean a good failure predictor. ``y_correct = 1``
-    marks a correct prediction; confidences are higher for more likely correct
-    predictions.
+    Well-separated histograms mean a good failure predictor.
 
     Parameters
     ----------

@@ -1,10 +1,6 @@
 """Ranking metrics of failure prediction: AUROC, FPR at a TPR, AUPR.
 
-Convention: ``y_correct = 1`` marks a correct VLM prediction and scores are
-confidences (higher = more likely correct). AUROC and FPR@TPR take successes as
-the positive class; AUPR-error takes failures as the positive class (average
-precision of ``1 - y_correct`` ranked by ``-confidence``); AUPR-success takes
-successes as the positive class.
+Positive classes and score directions: docs/conventions.md.
 """
 
 from __future__ import annotations

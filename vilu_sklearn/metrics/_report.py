@@ -40,12 +40,8 @@ def failure_report(
 ) -> dict[str, float]:
     """Every failure-prediction metric of the package in one dictionary.
 
-    Conventions: ``y_correct = 1`` marks a correct VLM prediction and
-    confidences are higher for more likely correct predictions. AUROC and
-    FPR@TPR take successes as the positive class; AUPR-error takes failures as
-    the positive class (AP of ``1 - y_correct`` ranked by ``-confidence``),
-    AUPR-success successes. AURC, E-AURC and AUGRC are on their raw scale
-    (FD-Shifts displays them x1000).
+    Positive classes and score directions as in docs/conventions.md. AURC,
+    E-AURC and AUGRC are on their raw scale (FD-Shifts displays them x1000).
 
     Metrics undefined on data with a single class (AUROC, FPR@TPR and the two
     AUPRs, when the VLM is always right or always wrong) are reported as NaN

@@ -124,9 +124,7 @@ def _targets_and_confidence(
 class FailureScorer:
     """Callable ``scorer(estimator, X, y)`` wrapping a failure metric.
 
-    Conventions: ``y_correct = 1`` marks a correct VLM prediction, confidences
-    are higher for more likely correct predictions, AUROC and FPR@TPR take
-    successes as the positive class and AUPR-error failures. The scorer returns
+    Labels and confidences as in docs/conventions.md. The scorer returns
     ``sign * metric(y_correct, confidence, **kwargs)``; ``sign = -1`` for
     metrics where lower is better, so that greater is always better. See the
     module :mod:`vilu_sklearn.metrics` for the classification and caption
@@ -186,9 +184,7 @@ def make_failure_scorer(
 ) -> FailureScorer:
     """Make a scorer from a failure metric, as ``sklearn.metrics.make_scorer``.
 
-    The scorer follows this package's conventions: ``y_correct = 1`` marks a
-    correct prediction, confidences are higher for more likely correct ones,
-    AUROC and FPR@TPR take successes as positive, AUPR-error failures.
+    The scorer follows the package conventions (docs/conventions.md).
 
     Parameters
     ----------
@@ -247,9 +243,7 @@ def get_scorer_names() -> list[str]:
 def get_scorer(scoring: str | Callable[..., float]) -> Callable[..., float]:
     """Get a failure scorer by name (a copy), or return a callable unchanged.
 
-    Scorers follow this package's conventions: ``y_correct = 1`` marks a
-    correct prediction, confidences are higher for more likely correct ones,
-    AUROC and FPR@TPR take successes as positive, AUPR-error failures;
+    Scorers follow the package conventions (docs/conventions.md);
     lower-is-better metrics are negated (``neg_`` prefix).
 
     Parameters

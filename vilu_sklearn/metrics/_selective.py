@@ -1,7 +1,7 @@
 """Selective-classification metrics: risk-coverage curve, AURC, E-AURC, AUGRC.
 
-Convention: ``y_correct = 1`` marks a correct VLM prediction and scores are
-confidences (higher = more likely correct). A threshold on the confidence
+Labels and confidences follow the package conventions (docs/conventions.md). A
+threshold on the confidence
 *accepts* the samples above it; *coverage* is the (weighted) share accepted and
 *selective risk* the error rate among them.
 
@@ -118,8 +118,7 @@ def risk_coverage_curve(
 
     Accepting the samples whose confidence is ``>= thresholds[i]`` covers a
     share ``coverage[i]`` of the (weighted) data, with an error rate
-    ``risk[i]`` among the accepted samples. ``y_correct = 1`` marks a correct
-    prediction; confidences are higher for more likely correct predictions.
+    ``risk[i]`` among the accepted samples.
 
     Parameters
     ----------
@@ -175,9 +174,6 @@ def aurc(y_correct: Any, confidence: Any, *, sample_weight: Any = None) -> float
     constant confidence gives the error rate. Lower is better; FD-Shifts
     displays this number multiplied by 1000.
 
-    ``y_correct = 1`` marks a correct prediction; confidences are higher for
-    more likely correct predictions.
-
     Parameters
     ----------
     y_correct : array-like of shape (n_samples,)
@@ -221,9 +217,6 @@ def eaurc(y_correct: Any, confidence: Any, *, sample_weight: Any = None) -> floa
     error rate ``r``, the oracle's AURC tends to ``r + (1 - r) ln(1 - r)`` for
     large n. Raw scale (FD-Shifts displays x1000); lower is better.
 
-    ``y_correct = 1`` marks a correct prediction; confidences are higher for
-    more likely correct predictions.
-
     Parameters
     ----------
     y_correct : array-like of shape (n_samples,)
@@ -266,9 +259,6 @@ def augrc(y_correct: Any, confidence: Any, *, sample_weight: Any = None) -> floa
     ``acc = 1 - r``. Raw scale in [0, 0.5] (FD-Shifts displays x1000); lower is
     better.
 
-    ``y_correct = 1`` marks a correct prediction; confidences are higher for
-    more likely correct predictions.
-
     Parameters
     ----------
     y_correct : array-like of shape (n_samples,)
@@ -307,9 +297,6 @@ def risk_at_coverage(
     a share ``coverage`` of the (weighted) data. When the cut falls inside a
     block of tied confidences, the expected risk over a random order of the
     block is returned. Lower is better.
-
-    ``y_correct = 1`` marks a correct prediction; confidences are higher for
-    more likely correct predictions.
 
     Parameters
     ----------
@@ -355,9 +342,6 @@ def coverage_at_risk(
     ``risk_at_coverage(..., coverage=coverage_at_risk(..., risk=t)) <= t``.
     Returns 0 when even the most confident samples exceed the target. Higher is
     better.
-
-    ``y_correct = 1`` marks a correct prediction; confidences are higher for
-    more likely correct predictions.
 
     Parameters
     ----------
