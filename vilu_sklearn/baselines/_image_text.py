@@ -319,6 +319,25 @@ class _Gaussians:
             self.whiten[c] = V / np.sqrt(ev)[None, :]
             self.logdet[c] = np.log(ev).sum()
 
+    _ARRAYS = ("mean", "components", "present", "means", "whiten", "logdet")
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted arrays, by name (what safe persistence stores)."""
+        return {name: getattr(self, name) for name in self._ARRAYS}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, Any]) -> _Gaussians:
+        """Rebuild from :meth:`to_arrays`' output, checking names and types."""
+        if set(arrays) != set(cls._ARRAYS) or not all(
+            isinstance(v, np.ndarray) for v in arrays.values()
+        ):
+            raise ValueError(
+                f"Malformed ICPE state: expected the arrays {list(cls._ARRAYS)}."
+            )
+        obj = cls.__new__(cls)
+        obj.__dict__.update(arrays)
+        return obj
+
     def log_pdf(self, X: np.ndarray) -> np.ndarray:
         """(rows, K) log-densities; -inf for classes without a Gaussian."""
         Z = (X - self.mean) @ self.components
