@@ -212,11 +212,12 @@ class TrustVLM(_TunedImageText):
     >>> X_txt = np.eye(2)
     >>> X = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [0.8, 0.6]])
     >>> tv = TrustVLM(lbd=1.0, logit_scale=1.0).fit(X, X_txt, [1, 1, 1, 0])
-    >>> tv.prototypes_.round(4)          # class 0: mean of (1, 0) and (.6, .8)
-    array([[0.8944, 0.4472],
-           [0.    , 1.    ]])
-    >>> tv.decision_function(X[:1]).round(4)   # e / (e + 1) + 0.8944
-    array([1.6255])
+    >>> tv.prototypes_.round(4)   # class 1: mean of (.6, .8) and (0, 1);
+    ...                           # the failure (.8, .6) is left out
+    array([[1.    , 0.    ],
+           [0.3162, 0.9487]])
+    >>> tv.decision_function(X[:1]).round(4)   # e / (e + 1) + 1
+    array([1.7311])
     """
 
     _tuned = "lbd"
