@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _helpers import STRING_LABELS, MeaningfulLabels
 from sklearn.utils.estimator_checks import (
     check_param_validation,
     parametrize_with_checks,
@@ -54,111 +55,76 @@ class _GeneratedTexts:
         return super().decision_function(X, X_txt)
 
 
-def _as_correctness(y):
-    """Map two numeric labels other than {0, 1} and {-1, 1} to 0/1 (greater = 1)."""
-    if y is None or not (hasattr(y, "__array__") or isinstance(y, list | tuple)):
-        return y
-    arr = np.asarray(y)
-    if arr.ndim != 1 or arr.dtype.kind not in "iuf":
-        return y
-    values = set(np.unique(arr).tolist())
-    if len(values) != 2 or values <= {0, 1} or values <= {-1, 1}:
-        return y
-    return (arr == arr.max()).astype(np.int64)
-
-
-class _MeaningfulLabels:
-    """Test-only mixin: gives the checks' labels a meaning as correctness.
-
-    The estimators only accept labels whose meaning is unambiguous (bool,
-    {0, 1}, {-1, 1}): a failure predictor cannot know which of {1, 2} means
-    "the VLM was right". scikit-learn's checks draw such labels (e.g. {a, a + 1}
-    for binary-only classifiers), so this maps them as a user would,
-    ``y_correct = (y == y.max())``, and every other behaviour is still checked.
-    String labels are not mapped (see ``check_classifiers_classes`` below).
-    """
-
-    def fit(self, X, y=None, y_correct=None, *, sample_weight=None):
-        if y_correct is None:
-            y = _as_correctness(y)
-        else:
-            y_correct = _as_correctness(y_correct)
-        return super().fit(X, y, y_correct, sample_weight=sample_weight)
-
-    def score(self, X, y=None, sample_weight=None):
-        return super().score(X, _as_correctness(y), sample_weight=sample_weight)
-
-
-class _ViLUVisualOnly(_MeaningfulLabels, ViLUClassifier):
+class _ViLUVisualOnly(MeaningfulLabels, ViLUClassifier):
     pass
 
 
 # the full ViLU head (attention + predicted text) and the baselines that need texts
-class _ViLUWithGeneratedTexts(_MeaningfulLabels, _GeneratedTexts, ViLUClassifier):
+class _ViLUWithGeneratedTexts(MeaningfulLabels, _GeneratedTexts, ViLUClassifier):
     pass
 
 
-class _MSP(_MeaningfulLabels, _GeneratedTexts, bl.MSP):
+class _MSP(MeaningfulLabels, _GeneratedTexts, bl.MSP):
     pass
 
 
-class _Entropy(_MeaningfulLabels, _GeneratedTexts, bl.Entropy):
+class _Entropy(MeaningfulLabels, _GeneratedTexts, bl.Entropy):
     pass
 
 
-class _Doctor(_MeaningfulLabels, _GeneratedTexts, bl.Doctor):
+class _Doctor(MeaningfulLabels, _GeneratedTexts, bl.Doctor):
     pass
 
 
-class _Energy(_MeaningfulLabels, _GeneratedTexts, bl.Energy):
+class _Energy(MeaningfulLabels, _GeneratedTexts, bl.Energy):
     pass
 
 
-class _MaxLogit(_MeaningfulLabels, _GeneratedTexts, bl.MaxLogit):
+class _MaxLogit(MeaningfulLabels, _GeneratedTexts, bl.MaxLogit):
     pass
 
 
-class _Margin(_MeaningfulLabels, _GeneratedTexts, bl.Margin):
+class _Margin(MeaningfulLabels, _GeneratedTexts, bl.Margin):
     pass
 
 
-class _TemperatureScaling(_MeaningfulLabels, _GeneratedTexts, bl.TemperatureScaling):
+class _TemperatureScaling(MeaningfulLabels, _GeneratedTexts, bl.TemperatureScaling):
     pass
 
 
-class _RelU(_MeaningfulLabels, _GeneratedTexts, bl.RelU):
+class _RelU(MeaningfulLabels, _GeneratedTexts, bl.RelU):
     pass
 
 
-class _TrustScore(_MeaningfulLabels, _GeneratedTexts, bl.TrustScore):
+class _TrustScore(MeaningfulLabels, _GeneratedTexts, bl.TrustScore):
     pass
 
 
-class _MCM(_MeaningfulLabels, _GeneratedTexts, bl.MCM):
+class _MCM(MeaningfulLabels, _GeneratedTexts, bl.MCM):
     pass
 
 
-class _KNN(_MeaningfulLabels, _GeneratedTexts, bl.KNN):
+class _KNN(MeaningfulLabels, _GeneratedTexts, bl.KNN):
     pass
 
 
-class _Mahalanobis(_MeaningfulLabels, _GeneratedTexts, bl.Mahalanobis):
+class _Mahalanobis(MeaningfulLabels, _GeneratedTexts, bl.Mahalanobis):
     pass
 
 
-class _RelativeMahalanobis(_MeaningfulLabels, _GeneratedTexts, bl.RelativeMahalanobis):
+class _RelativeMahalanobis(MeaningfulLabels, _GeneratedTexts, bl.RelativeMahalanobis):
     pass
 
 
-class _TrustVLM(_MeaningfulLabels, _GeneratedTexts, bl.TrustVLM):
+class _TrustVLM(MeaningfulLabels, _GeneratedTexts, bl.TrustVLM):
     pass
 
 
-class _ICPE(_MeaningfulLabels, _GeneratedTexts, bl.ICPE):
+class _ICPE(MeaningfulLabels, _GeneratedTexts, bl.ICPE):
     pass
 
 
-class _LVU(_MeaningfulLabels, _GeneratedTexts, bl.LVU):
+class _LVU(MeaningfulLabels, _GeneratedTexts, bl.LVU):
     pass
 
 
@@ -197,14 +163,9 @@ SLOW_ESTIMATORS = [
     ),
 ]
 
-_STRING_LABELS = (
-    "string labels such as 'one'/'two' say nothing about which means 'the VLM "
-    "was right': y_correct refuses them (issue 11, defect 6); map them first, "
-    "e.g. y_correct = (labels == 'correct')"
-)
 # check name -> reason, for the ViLU estimators
 EXPECTED_FAILED_CHECKS: dict[str, str] = {
-    "check_classifiers_classes": _STRING_LABELS,
+    "check_classifiers_classes": STRING_LABELS,
     "check_sample_weight_equivalence_on_dense_data": (
         "sample_weight multiplies each sample's loss, but mini-batch training with "
         "shuffling is not exactly equivalent to repeating rows"
@@ -292,8 +253,8 @@ def _expected_failed_checks(estimator):
         return EXPECTED_FAILED_CHECKS
     for cls, checks in BASELINE_EXPECTED_FAILED_CHECKS.items():
         if isinstance(estimator, cls):
-            return {"check_classifiers_classes": _STRING_LABELS, **checks}
-    return {"check_classifiers_classes": _STRING_LABELS}
+            return {"check_classifiers_classes": STRING_LABELS, **checks}
+    return {"check_classifiers_classes": STRING_LABELS}
 
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)

@@ -196,3 +196,16 @@ def test_unsavable_attribute_named(data, tmp_path):
     est.extra_ = object()
     with pytest.raises(TypeError, match="extra_"):
         est.save(tmp_path / "x.safetensors")
+
+
+def test_plain_module_layers_are_allow_listed(data, tmp_path):
+    import torch
+
+    X_img, X_txt, y = data
+    est = bl.LVU(**_SMALL_TORCH).fit(X_img, X_txt, y)
+    again, _ = _roundtrip(est, tmp_path)
+    assert isinstance(again.module_, torch.nn.Sequential)
+    assert not again.module_.training
+    est.module_ = torch.nn.Sequential(torch.nn.Linear(8, 1), torch.nn.Tanh())
+    with pytest.raises(TypeError, match="Linear"):
+        est.save(tmp_path / "bad.safetensors")

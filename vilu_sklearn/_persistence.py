@@ -7,7 +7,9 @@ parameters (``get_params()``) and its other attributes as JSON.
 :func:`load` reads it back. Nothing is unpickled and nothing is evaluated:
 JSON is parsed, tensors are checked against the file size, and classes are
 looked up in an allow-list (the estimators, skorch nets and torch modules
-defined in this package, and scikit-learn's ``NearestNeighbors``).
+defined in this package, scikit-learn's ``NearestNeighbors``, ICPE's Gaussians
+stored as their arrays, and ``torch.nn.Sequential`` stacks of ``Linear`` and
+``ReLU`` layers stored as their sizes and state_dict).
 
 The encoding is generic over an estimator's ``__getstate__`` (what pickling
 would store), so estimators added to the package later are covered as long as
@@ -23,9 +25,12 @@ import json
 import math
 import os
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .baselines._image_text import _Gaussians
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "load", "save"]
 
@@ -71,6 +76,43 @@ def _resolve_class(ref: Any, what: str) -> type:
         f"Refusing {what} of class {ref!r}: only the estimators, nets and "
         "modules of vilu_sklearn can be saved and loaded."
     )
+
+
+def _gaussians_class() -> type[_Gaussians]:
+    from .baselines._image_text import _Gaussians
+
+    return _Gaussians
+
+
+# Layers a saved torch.nn.Sequential may hold (e.g. LVU's MLP), rebuilt from
+# their construction parameters; the weights come from the state_dict.
+_LAYERS = ("Linear", "ReLU")
+
+
+def _layer_spec(layer: Any, where: str) -> list[Any]:
+    import torch
+
+    if type(layer) is torch.nn.Linear:
+        bias = layer.bias is not None
+        return ["Linear", layer.in_features, layer.out_features, bias]
+    if type(layer) is torch.nn.ReLU:
+        return ["ReLU"]
+    raise TypeError(
+        f"Cannot save {where}: a torch.nn.Sequential may only hold the layers "
+        f"{list(_LAYERS)}; got {type(layer).__name__}."
+    )
+
+
+def _build_layer(spec: Any) -> Any:
+    import torch
+
+    if not isinstance(spec, list) or not spec or spec[0] not in _LAYERS:
+        raise ValueError(f"Malformed layer {str(spec)[:80]} in the file.")
+    if spec[0] == "ReLU" and len(spec) == 1:
+        return torch.nn.ReLU()
+    if len(spec) == 4 and all(type(v) is int and v > 0 for v in spec[1:3]):
+        return torch.nn.Linear(spec[1], spec[2], bias=bool(spec[3]))
+    raise ValueError(f"Malformed layer {str(spec)[:80]} in the file.")
 
 
 # ----------------------------------------------------------------- encoding
@@ -127,6 +169,10 @@ class _Encoder:
             }
         if isinstance(value, NeuralNet):
             return self._net(value, where)
+        if isinstance(value, torch.nn.Sequential):
+            return self._sequential(value, where)
+        if isinstance(value, _gaussians_class()):
+            return {"$gaussians": self(value.to_arrays(), where)}
         raise TypeError(
             f"Cannot save {where}: values of type {type(value).__name__} have no "
             "safe encoding (numbers, strings, arrays, tensors, lists, dicts)."
@@ -144,6 +190,13 @@ class _Encoder:
                 "dtype": "object" if value.dtype.kind == "O" else value.dtype.str,
             }
         raise TypeError(f"Cannot save {where}: an array of dtype {value.dtype}.")
+
+    def _sequential(self, module: Any, where: str) -> Any:
+        return {
+            "$sequential": [_layer_spec(layer, where) for layer in module],
+            "state": self(dict(module.state_dict()), f"{where}.state_dict()"),
+            "training": bool(module.training),
+        }
 
     def _net(self, net: Any, where: str) -> Any:
         if not isinstance(net.module, functools.partial | type):
@@ -230,6 +283,24 @@ class _Decoder:
         from sklearn.neighbors import NearestNeighbors
 
         return NearestNeighbors(**self(node["$neighbors"])).fit(self(node["X"]))
+
+    def _gaussians(self, node: dict) -> Any:
+        return _gaussians_class().from_arrays(self(node["$gaussians"]))
+
+    def _sequential(self, node: dict) -> Any:
+        """A plain module (LVU's MLP), on the CPU like after ``fit``."""
+        import torch
+
+        module = torch.nn.Sequential(*(_build_layer(s) for s in node["$sequential"]))
+        state = {k: v.cpu() for k, v in self(node["state"]).items()}
+        dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
+        if len(dtypes) == 1:
+            module.to(dtypes.pop())
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ValueError(f"The file's module weights do not fit: {exc}") from None
+        return module.train(bool(node["training"]))
 
     def _net(self, node: dict) -> Any:
         import torch

@@ -248,9 +248,9 @@ class Mahalanobis(BaseBaseline):
     >>> import numpy as np
     >>> from vilu_sklearn.baselines import Mahalanobis
     >>> X_txt = np.eye(2)
-    >>> X = np.array([[2.0, 0.1], [2.0, -0.1], [0.1, 2.0], [-0.1, 2.0]])
-    >>> maha = Mahalanobis(normalize=False).fit(X, X_txt, [1, 1, 1, 1])
-    >>> maha.means_
+    >>> X = np.array([[2.0, 0.1], [2.0, -0.1], [0.1, 2.0], [-0.1, 2.0], [1.0, 1.1]])
+    >>> maha = Mahalanobis(normalize=False).fit(X, X_txt, [1, 1, 1, 1, 0])
+    >>> maha.means_                     # the failure (1, 1.1) is left out
     array([[2., 0.],
            [0., 2.]])
     >>> maha.decision_function(np.array([[2.0, 0.0], [2.0, 0.2]])).round(4)

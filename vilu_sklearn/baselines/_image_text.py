@@ -212,11 +212,12 @@ class TrustVLM(_TunedImageText):
     >>> X_txt = np.eye(2)
     >>> X = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [0.8, 0.6]])
     >>> tv = TrustVLM(lbd=1.0, logit_scale=1.0).fit(X, X_txt, [1, 1, 1, 0])
-    >>> tv.prototypes_.round(4)          # class 0: mean of (1, 0) and (.6, .8)
-    array([[0.8944, 0.4472],
-           [0.    , 1.    ]])
-    >>> tv.decision_function(X[:1]).round(4)   # e / (e + 1) + 0.8944
-    array([1.6255])
+    >>> tv.prototypes_.round(4)   # class 1: mean of (.6, .8) and (0, 1);
+    ...                           # the failure (.8, .6) is left out
+    array([[1.    , 0.    ],
+           [0.3162, 0.9487]])
+    >>> tv.decision_function(X[:1]).round(4)   # e / (e + 1) + 1
+    array([1.7311])
     """
 
     _tuned = "lbd"
@@ -318,6 +319,25 @@ class _Gaussians:
             self.means[c] = mu
             self.whiten[c] = V / np.sqrt(ev)[None, :]
             self.logdet[c] = np.log(ev).sum()
+
+    _ARRAYS = ("mean", "components", "present", "means", "whiten", "logdet")
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted arrays, by name (what safe persistence stores)."""
+        return {name: getattr(self, name) for name in self._ARRAYS}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, Any]) -> _Gaussians:
+        """Rebuild from :meth:`to_arrays`' output, checking names and types."""
+        if set(arrays) != set(cls._ARRAYS) or not all(
+            isinstance(v, np.ndarray) for v in arrays.values()
+        ):
+            raise ValueError(
+                f"Malformed ICPE state: expected the arrays {list(cls._ARRAYS)}."
+            )
+        obj = cls.__new__(cls)
+        obj.__dict__.update(arrays)
+        return obj
 
     def log_pdf(self, X: np.ndarray) -> np.ndarray:
         """(rows, K) log-densities; -inf for classes without a Gaussian."""

@@ -98,13 +98,16 @@ class SelectiveClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     >>> from vilu_sklearn.selective import SelectiveClassifier
     >>> d = make_vlm_embeddings(6000, 10, 32, accuracy=0.7, random_state=0)
     >>> y = correctness(d.X_img, d.X_txt, d.labels)
-    >>> clf = SelectiveClassifier(MSP(logit_scale=d.logit_scale), target_risk=0.3,
-    ...                           random_state=0).fit(d.X_img, d.X_txt, y)
-    >>> clf.risk_bound_
-    0.3
+    >>> clf = SelectiveClassifier(MSP(logit_scale=d.logit_scale), target_risk=0.2,
+    ...                           method="sgr", random_state=0)
+    >>> clf = clf.fit(d.X_img, d.X_txt, y)     # 30% of the VLM's answers are wrong
+    >>> bool(clf.risk_bound_ <= 0.2), bool(0.0 < clf.coverage_ < 1.0)
+    (True, True)
     >>> accept = clf.predict(d.X_img, d.X_txt)   # 1 = accept, 0 = abstain
     >>> bool(0.0 < accept.mean() < 1.0)
     True
+    >>> round(float(1 - y[accept == 1].mean()), 2)   # error rate where accepted
+    0.17
     """
 
     _parameter_constraints: dict[str, list[Any]] = {

@@ -1,0 +1,46 @@
+"""Test-only helpers shared by the estimator-check modules."""
+
+from __future__ import annotations
+
+import numpy as np
+
+STRING_LABELS = (
+    "string labels such as 'one'/'two' say nothing about which means 'the VLM "
+    "was right': y_correct refuses them (issue 11, defect 6); map them first, "
+    "e.g. y_correct = (labels == 'correct')"
+)
+
+
+def _as_correctness(y):
+    """Map two numeric labels other than {0, 1} and {-1, 1} to 0/1 (greater = 1)."""
+    if y is None or not (hasattr(y, "__array__") or isinstance(y, list | tuple)):
+        return y
+    arr = np.asarray(y)
+    if arr.ndim != 1 or arr.dtype.kind not in "iuf":
+        return y
+    values = set(np.unique(arr).tolist())
+    if len(values) != 2 or values <= {0, 1} or values <= {-1, 1}:
+        return y
+    return (arr == arr.max()).astype(np.int64)
+
+
+class MeaningfulLabels:
+    """Test-only mixin: gives the checks' labels a meaning as correctness.
+
+    The estimators only accept labels whose meaning is unambiguous (bool,
+    {0, 1}, {-1, 1}): a failure predictor cannot know which of {1, 2} means
+    "the VLM was right". scikit-learn's checks draw such labels (e.g. {a, a + 1}
+    for binary-only classifiers), so this maps them as a user would,
+    ``y_correct = (y == y.max())``, and every other behaviour is still checked.
+    String labels are not mapped (see ``check_classifiers_classes`` below).
+    """
+
+    def fit(self, X, y=None, y_correct=None, **kwargs):
+        if y_correct is None:
+            y = _as_correctness(y)
+        else:
+            y_correct = _as_correctness(y_correct)
+        return super().fit(X, y, y_correct, **kwargs)
+
+    def score(self, X, y=None, sample_weight=None):
+        return super().score(X, _as_correctness(y), sample_weight=sample_weight)
