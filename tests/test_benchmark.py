@@ -189,7 +189,7 @@ def test_methods_are_matched_case_insensitively():
         "RelU",
         "Doctor",
     ]
-    with pytest.raises(SystemExit, match="unknown method"):
+    with pytest.raises(ValueError, match="unknown method"):
         _select_methods(ests, "MSP,Foo")
 
 

@@ -14,7 +14,7 @@ from vilu_sklearn.datasets import make_caption_embeddings, make_vlm_embeddings
 
 @pytest.fixture(scope="module")
 def npz(tmp_path_factory):
-    d = make_vlm_embeddings(120, 4, 16, accuracy=0.7, random_state=0)
+    d = make_vlm_embeddings(120, 4, 32, accuracy=0.7, random_state=0)
     path = tmp_path_factory.mktemp("cli") / "emb.npz"
     np.savez(path, X_img=d.X_img, y=d.labels, X_txt=d.X_txt)
     return path
@@ -82,7 +82,7 @@ def test_table_printed_before_a_failing_write(npz, capsys, tmp_path, monkeypatch
 
 def test_caption_mode_checks_row_counts(capsys, tmp_path):
     # defect 12: extra captions were dropped, fewer gave an IndexError
-    d = make_caption_embeddings(60, 16, random_state=0)
+    d = make_caption_embeddings(60, 32, random_state=0)
     for X_txt in (d.X_txt[:50], np.vstack([d.X_txt, d.X_txt[:5]])):
         path = tmp_path / "cap.npz"
         np.savez(path, X_img=d.X_img, X_txt=X_txt)
