@@ -24,9 +24,9 @@ train, test = slice(0, 1000), slice(1000, None)
 
 # %%
 # The default estimators, with short training for this example (the defaults
-# train for up to 60 epochs).
+# train for 20 epochs).
 estimators = default_estimators(max_epochs=8, device="cpu", random_state=0)
-for name in ("Rel-U", "TrustScore"):  # keep the example fast
+for name in ("RelU", "TrustScore", "LVU", "ICPE"):  # keep the example fast
     estimators.pop(name)
 table = benchmark(
     estimators,
