@@ -17,7 +17,9 @@ Example (the shared CIFAR-10 surrogate embeddings)::
         '{"name": "paper", "posterior_head": false, "weight_averaging": null}'
 
 Each configuration is a JSON object of ``ViLUClassifier`` parameters, with an
-optional ``"name"``.
+optional ``"name"`` and an optional ``"fit_labels"`` (default true: when the
+file has class labels ``y_train``, they are passed to ``fit(..., labels=...)``,
+as ``vilu-sklearn benchmark`` does; false trains on ``y_correct`` only).
 """
 
 from __future__ import annotations
@@ -77,12 +79,16 @@ def run_config(
     """Fit one configuration once per seed; validation AUROC/FPR95 mean and spread."""
     fit_idx, val_idx = split
     X, T, y = data["X_img_train"], data["X_txt"], data["y_correct_train"]
+    params = dict(params)
+    fit_kw = {}
+    if params.pop("fit_labels", True) and "y_train" in data:
+        fit_kw["labels"] = data["y_train"][fit_idx]  # as the benchmark does
     aurocs, fprs, secs, epochs = [], [], [], []
     for seed in seeds:
         start = time.perf_counter()
         clf = ViLUClassifier(
             logit_scale=data["logit_scale"], random_state=seed, **params
-        ).fit(X[fit_idx], T, y[fit_idx])
+        ).fit(X[fit_idx], T, y[fit_idx], **fit_kw)
         secs.append(time.perf_counter() - start)
         conf = clf.decision_function(X[val_idx], T)
         aurocs.append(auroc(y[val_idx], conf))

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from vilu_sklearn._modules import (
     CandidateTables,
+    PosteriorHead,
     ViLUModule,
     failure_weight,
     softmax_times_table,
@@ -301,11 +302,14 @@ def _posterior_trained_like(module: ViLUModule) -> ViLUModule:
     return _trained_like(module)
 
 
-def test_posterior_head_starts_as_the_logit_of_msp():
+@pytest.mark.parametrize("hidden", [0, 12])
+def test_posterior_head_starts_as_the_logit_of_msp(hidden):
     torch.manual_seed(0)
     img, txt = torch.randn(64, 16, dtype=torch.float64), torch.randn(7, 16)
     txt = txt.double()
-    module = ViLUModule(16, hidden_layer_sizes=(8,), posterior_head=True)
+    module = ViLUModule(
+        16, hidden_layer_sizes=(8,), posterior_head=True, posterior_hidden_size=hidden
+    )
     module.logit_scale = module.posterior.logit_scale = 20.0
     assert float(module.posterior.log_tau) == 0.0  # tau = 1
     module = module.double().eval()
@@ -334,11 +338,14 @@ def test_posterior_head_adds_to_the_mlp_logit():
         torch.testing.assert_close(with_head(img, txt), without(img, txt) + extra)
 
 
+@pytest.mark.parametrize("hidden", [0, 12])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("K", [1, 2, 50])
-def test_posterior_head_fast_path_equals_dense(dtype, K):
+def test_posterior_head_fast_path_equals_dense(dtype, K, hidden):
     torch.manual_seed(0)
-    module = ViLUModule(16, hidden_layer_sizes=(8,), posterior_head=True)
+    module = ViLUModule(
+        16, hidden_layer_sizes=(8,), posterior_head=True, posterior_hidden_size=hidden
+    )
     module = _posterior_trained_like(module.to(dtype))
     img, txt = torch.randn(40, 16, dtype=dtype), torch.randn(K, 16, dtype=dtype)
     fast, dense = _fast_and_dense(module, img, txt)
@@ -346,12 +353,30 @@ def test_posterior_head_fast_path_equals_dense(dtype, K):
     torch.testing.assert_close(fast, dense, atol=100 * TOL[dtype], rtol=0)
 
 
-def test_posterior_head_in_caption_mode_and_gradients():
+@pytest.mark.parametrize("hidden", [0, 12])
+def test_posterior_head_in_caption_mode_and_gradients(hidden):
     torch.manual_seed(0)
-    module = ViLUModule(16, hidden_layer_sizes=(8,), posterior_head=True).train()
+    module = ViLUModule(
+        16, hidden_layer_sizes=(8,), posterior_head=True, posterior_hidden_size=hidden
+    ).train()
     img, cap = torch.randn(12, 16), torch.randn(12, 16)
     logits, correct = module(img, cap, return_correct=True)
     logits.sum().backward()
     assert module.posterior.img.weight.grad is not None
     assert float(module.posterior.img.weight.grad.abs().sum()) > 0
     assert logits.shape == correct.shape == (12,)
+
+
+def test_posterior_head_with_a_hidden_layer_learns_no_text_map():
+    head = PosteriorHead(16, 20.0, hidden_size=12)
+    assert head.txt is None and head.hidden is not None
+    assert head.img.weight.shape == (16, 12)
+    t = torch.randn(3, 16)
+    keys, bias = head.tabulate(t)
+    assert keys.shape == (3, 12) and bias.shape == (3,)
+    # an old pickle (no hidden layer attribute) still loads as a linear head
+    state = PosteriorHead(16, 20.0).__dict__.copy()
+    state["_modules"] = {k: v for k, v in state["_modules"].items() if k != "hidden"}
+    old = PosteriorHead.__new__(PosteriorHead)
+    old.__setstate__(state)
+    assert old.hidden is None and old.features(t) is t

@@ -913,3 +913,61 @@ def test_dataframe_text_columns_checked():
         _small(max_epochs=1).fit(img, txt[cols[::-1]], y)
     with pytest.raises(ValueError, match="X_txt.*columns"):
         clf.decision_function(img, txt[cols[::-1]])
+
+
+# ------------------------------------------------------------ class labels
+def _posterior_accuracy(clf, X_img, X_txt, labels):
+    """Share of images whose posterior-head argmax is their true class."""
+    z = torch.nn.functional.normalize(torch.tensor(X_img, dtype=torch.float32), dim=1)
+    t = torch.nn.functional.normalize(torch.tensor(X_txt, dtype=torch.float32), dim=1)
+    with torch.no_grad():
+        g = clf.net_.module_.posterior.candidate_logits(z, t, z @ t.T)
+    return float((g.argmax(1).numpy() == labels).mean())
+
+
+def test_labels_teach_the_posterior_head_where_failures_belong():
+    # images of class 0 look like prompt 1 and vice versa: y_correct only says
+    # that predictions 0 and 1 are wrong, the labels say what they really are
+    rng = np.random.default_rng(0)
+    K, d, n = 4, 16, 800
+    X_txt = rng.normal(size=(K, d))
+    labels = rng.integers(0, K, size=n)
+    X_img = X_txt[np.array([1, 0, 2, 3])[labels]] + rng.normal(scale=0.5, size=(n, d))
+    y = correctness(X_img, X_txt, labels)
+    params = {**FAST, "posterior_hidden_size": 32, "logit_scale": 10.0}
+    params.update(batch_size=64, max_epochs=10)
+    with_labels = ViLUClassifier(**params).fit(X_img, X_txt, y, labels=labels)
+    without = ViLUClassifier(**params).fit(X_img, X_txt, y)
+    assert _posterior_accuracy(with_labels, X_img, X_txt, labels) > 0.9
+    assert _posterior_accuracy(without, X_img, X_txt, labels) < 0.8
+
+
+@pytest.mark.parametrize(
+    ("params", "labels", "match"),
+    [
+        ({}, np.zeros(3, dtype=int), r"labels must be integers of shape \(400,\)"),
+        ({}, np.zeros(400), "got dtype float64"),
+        ({}, np.full(400, 5), r"indices into the 5 candidate texts \(0 to 4\)"),
+        ({}, np.full(400, -1), "got values from -1 to -1"),
+        ({"posterior_head": False}, np.zeros(400, dtype=int), "posterior_head=True"),
+    ],
+)
+def test_bad_labels_get_a_clear_error(toy, params, labels, match):
+    X_img, X_txt, _, y = toy
+    with pytest.raises(ValueError, match=match):
+        ViLUClassifier(**{**FAST, **params}).fit(X_img, X_txt, y, labels=labels)
+
+
+def test_labels_need_classification_mode(toy):
+    X_img, _, labels, _ = toy
+    clf = ViLUClassifier(**FAST, mode="caption", caption_group_size=8)
+    with pytest.raises(ValueError, match="mode='classification'"):
+        clf.fit(X_img, X_img, labels=labels)
+
+
+def test_labels_with_early_stopping_and_sample_weight(toy):
+    X_img, X_txt, labels, y = toy
+    clf = ViLUClassifier(**{**FAST, "early_stopping": True, "max_epochs": 3})
+    clf.fit(X_img, X_txt, y, labels=labels, sample_weight=np.ones(len(y)))
+    assert np.isfinite(clf.decision_function(X_img, X_txt)).all()
+    assert "valid_auroc" in clf.history_[-1]

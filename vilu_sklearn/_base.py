@@ -49,6 +49,8 @@ class FitInputs(NamedTuple):
     """Sorted labels; ``classes[1]`` means correct."""
     sample_weight: np.ndarray | None
     """Validated non-negative sample weights, or None."""
+    labels: np.ndarray | None = None
+    """True class of each image (index into X_txt), or None."""
 
 
 def check_text_columns(X_txt: Any, feature_names: Any, *, name: str = "X_txt") -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import sys
@@ -155,6 +156,7 @@ def benchmark(
     target_risk: float = 0.05,
     delta: float = 0.1,
     reference: str | None = "ViLU",
+    fit_labels: bool = True,
 ) -> Any:
     """Fit failure predictors on one split and compare them on another.
 
@@ -216,6 +218,10 @@ def benchmark(
     reference : str or None, default="ViLU"
         The method compared with the best other method (by AUROC) with a
         paired bootstrap (the same resamples for both); None skips it.
+    fit_labels : bool, default=True
+        Classification mode with ``y_kind="labels"``: give the training class
+        labels to the estimators whose ``fit`` takes ``labels`` (ViLU, whose
+        posterior head learns from them); the others get ``y_correct`` only.
 
     Returns
     -------
@@ -278,7 +284,7 @@ def benchmark(
         if emit:
             emit(f"[{i}/{len(names)}] {name}: fitting ...")
         start = time.perf_counter()
-        est.fit(*fit_args)
+        est.fit(*fit_args, **_label_kwargs(est, y_train, fit_labels, y_kind, mode))
         fit_time = time.perf_counter() - start
         if getattr(est, "interrupted_", False):
             # Ctrl-C during training: a truncated model is no row of the table
@@ -309,6 +315,16 @@ def benchmark(
         row["y_correct"] = y_test_correct
     _add_paired(rows, reference, n_resamples, confidence_level, random_state)
     return _as_table(rows, as_frame)
+
+
+def _label_kwargs(
+    est: Any, y_train: Any, fit_labels: bool, y_kind: str, mode: str
+) -> dict[str, Any]:
+    """``{"labels": y_train}`` for an estimator whose fit takes class labels."""
+    usable = fit_labels and y_kind == "labels" and mode == "classification"
+    if usable and "labels" in inspect.signature(est.fit).parameters:
+        return {"labels": np.asarray(y_train)}
+    return {}
 
 
 def _benchmark_inputs(

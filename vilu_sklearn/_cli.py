@@ -65,6 +65,19 @@ def _synthetic_data(seed: int) -> dict[str, Any]:
     )
 
 
+def _labels_note(args: argparse.Namespace, data: dict[str, Any]) -> str:
+    """Header sentence saying whether ViLU was trained with the class labels."""
+    if args.mode != "classification" or data.get("y_kind", "labels") != "labels":
+        return ""
+    if args.no_labels:
+        return " ViLU was trained on y_correct only (--no-labels)."
+    return (
+        " ViLU was also given the training class labels (its posterior head "
+        "learns from them; --no-labels turns this off); the baselines use "
+        "y_correct only."
+    )
+
+
 # names of earlier releases, accepted by --methods
 _RENAMED = {"tempscaling": "TemperatureScaling", "rel-u": "RelU"}
 
@@ -274,6 +287,7 @@ def _benchmark_command(args: argparse.Namespace) -> int:
             target_risk=args.target_risk,
             delta=args.delta,
             as_frame=False,
+            fit_labels=not args.no_labels,
         )
     text = format_table(table, args.format)
     if args.format == "markdown":
@@ -289,7 +303,7 @@ def _benchmark_command(args: argparse.Namespace) -> int:
             "accepted by the threshold that Learn-Then-Test certifies from the "
             f"test split for a selective risk <= {args.target_risk:g} with "
             f"probability >= {1 - args.delta:g} (vilu_sklearn.selective)."
-            "\n\n" + text
+            f"{_labels_note(args, data)}\n\n" + text
         )
     print(text, flush=True)  # first: a failing --output must not lose the run
     status = 0
@@ -440,6 +454,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--caption-group-size", type=int, default=1024)
     bench.add_argument("--quiet", action="store_true", help="no progress messages")
+    bench.add_argument(
+        "--no-labels",
+        action="store_true",
+        help="train ViLU on y_correct only, without the training class labels",
+    )
     bench.set_defaults(func=_benchmark_command)
     return parser
 

@@ -32,6 +32,8 @@ class EmbeddingDataset(torch.utils.data.Dataset):
         Correctness labels (classification mode).
     sample_weight : ndarray of shape (n,), default=None
         Per-sample weights.
+    labels : ndarray of shape (n,), default=None
+        Index of each image's true class among the candidate texts.
     indices : ndarray of int, default=None
         Rows of the view; all rows when None.
     """
@@ -43,12 +45,14 @@ class EmbeddingDataset(torch.utils.data.Dataset):
         texts: np.ndarray | None = None,
         y: np.ndarray | None = None,
         sample_weight: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
         indices: np.ndarray | None = None,
     ) -> None:
         self.img = img
         self.texts = texts
         self.y = y
         self.sample_weight = sample_weight
+        self.labels = labels
         self.indices = np.arange(img.shape[0]) if indices is None else indices
 
     def __len__(self) -> int:
@@ -64,6 +68,7 @@ class EmbeddingDataset(torch.utils.data.Dataset):
             texts=self.texts,
             y=self.y,
             sample_weight=self.sample_weight,
+            labels=self.labels,
             indices=self.indices[positions],
         )
 
@@ -80,6 +85,8 @@ class EmbeddingDataset(torch.utils.data.Dataset):
             X["sw"] = torch.from_numpy(
                 np.asarray(self.sample_weight[rows], dtype=np_dtype)
             )
+        if self.labels is not None:
+            X["lbl"] = torch.from_numpy(np.asarray(self.labels[rows], dtype=np.int64))
         y = None
         if self.y is not None:
             y = torch.from_numpy(np.asarray(self.y[rows], dtype=np_dtype))

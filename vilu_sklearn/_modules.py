@@ -35,6 +35,7 @@ __all__ = [
     "EncodedCandidates",
     "CandidateTables",
     "weighted_bce_loss",
+    "class_label_loss",
     "failure_weight",
 ]
 
@@ -204,17 +205,41 @@ class PosteriorHead(nn.Module):
         Embedding dimension d.
     logit_scale : float
         Temperature of the VLM's softmax (CLIP's is 100).
+    hidden_size : int, default=0
+        0: the image map ``z_v -> A z_v + b`` is linear. Otherwise it is a
+        one-hidden-layer ReLU network ``A relu(H z_v + c) + b`` of this width
+        (``A``, ``b`` still start at 0, so the head still starts at MSP).
     """
 
-    def __init__(self, dim: int, logit_scale: float) -> None:
+    def __init__(self, dim: int, logit_scale: float, hidden_size: int = 0) -> None:
         super().__init__()
         self.logit_scale = float(logit_scale)
         self.log_tau = nn.Parameter(torch.zeros(()))
-        self.img = nn.Linear(dim, dim)
-        self.txt = nn.Linear(dim, dim, bias=False)
+        self.hidden = nn.Linear(dim, hidden_size) if hidden_size else None
+        self.img = nn.Linear(hidden_size or dim, dim)
         nn.init.zeros_(self.img.weight)
         nn.init.zeros_(self.img.bias)
-        nn.init.eye_(self.txt.weight)
+        # with a hidden layer the text side is left as is: a learned C on top
+        # of A and the hidden layer (three factors) let the scores grow without
+        # bound in training and lost 1.3 validation AUROC (docs/vilu.md)
+        self.txt: nn.Linear | None = None
+        if not hidden_size:
+            self.txt = nn.Linear(dim, dim, bias=False)
+            nn.init.eye_(self.txt.weight)
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        modules = state.get("_modules")
+        if isinstance(modules, dict):  # pickled before the hidden layer existed
+            modules.setdefault("hidden", None)
+        super().__setstate__(state)
+
+    def features(self, z_v: torch.Tensor) -> torch.Tensor:
+        """Input of the image branch's last linear map: ``z_v`` or its hidden layer."""
+        return z_v if self.hidden is None else torch.relu(self.hidden(z_v))
+
+    def text_keys(self, texts: torch.Tensor) -> torch.Tensor:
+        """``C t_k`` (the texts themselves when the image map has a hidden layer)."""
+        return texts if self.txt is None else self.txt(texts)
 
     def forward(
         self, z_v: torch.Tensor, texts: torch.Tensor, sims: torch.Tensor
@@ -230,10 +255,16 @@ class PosteriorHead(nn.Module):
         sims : Tensor of shape (B, K)
             Cosine similarities ``z_v @ texts.T``.
         """
+        return predicted_logit(self.candidate_logits(z_v, texts, sims), sims)
+
+    def candidate_logits(
+        self, z_v: torch.Tensor, texts: torch.Tensor, sims: torch.Tensor
+    ) -> torch.Tensor:
+        """The corrected logits ``g`` (B, K) over the candidates (fp32 or wider)."""
         with _full_precision(z_v.device.type):
-            keys = self.txt(_at_least_fp32(texts))
-            g = self.scale * sims + self.img(_at_least_fp32(z_v)) @ keys.T
-        return predicted_logit(g, sims)
+            keys = self.text_keys(_at_least_fp32(texts))
+            u = self.features(_at_least_fp32(z_v))
+            return self.scale * sims + self.img(u) @ keys.T
 
     @property
     def scale(self) -> torch.Tensor:
@@ -244,11 +275,12 @@ class PosteriorHead(nn.Module):
     def tabulate(self, texts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Fold the head into per-candidate keys and biases, once per set.
 
-        ``(A z + b) . (C t_k) = z . (A^T C t_k) + b . (C t_k)``: returns the
-        (K, d) keys ``C t_k A`` and the (K,) biases ``b . C t_k``.
+        ``(A u + b) . (C t_k) = u . (A^T C t_k) + b . (C t_k)`` with ``u`` the
+        :meth:`features` of the image: returns the (K, d or hidden_size) keys
+        ``C t_k A`` and the (K,) biases ``b . C t_k``.
         """
         with _full_precision(texts.device.type):
-            ct = self.txt(_at_least_fp32(texts))
+            ct = self.text_keys(_at_least_fp32(texts))
             return ct @ self.img.weight, ct @ self.img.bias
 
 
@@ -347,6 +379,8 @@ class ViLUModule(nn.Module):
         Add the logit of a :class:`PosteriorHead` (a learned correction of the
         VLM's softmax over the candidates, read at its prediction) to the MLP's
         logit. Not part of the paper; on by default in ``ViLUClassifier``.
+    posterior_hidden_size : int, default=0
+        Width of the hidden layer of the posterior head's image map (0: linear).
 
     Examples
     --------
@@ -379,6 +413,7 @@ class ViLUModule(nn.Module):
         normalize: bool = True,
         fast_inference: bool = True,
         posterior_head: bool = False,
+        posterior_hidden_size: int = 0,
     ) -> None:
         super().__init__()
         if attention not in ("reference", "paper"):
@@ -422,7 +457,11 @@ class ViLUModule(nn.Module):
             n_inputs = width
         layers.append(nn.Linear(n_inputs, 1))
         self.mlp = nn.Sequential(*layers)
-        self.posterior = PosteriorHead(dim, logit_scale) if posterior_head else None
+        self.posterior = (
+            PosteriorHead(dim, logit_scale, posterior_hidden_size)
+            if posterior_head
+            else None
+        )
 
     def __setstate__(self, state: dict[str, object]) -> None:
         # modules pickled before the freeze became a flag and the fast path existed
@@ -521,6 +560,7 @@ class ViLUModule(nn.Module):
         texts: torch.Tensor | EncodedCandidates | CandidateTables | None = None,
         *,
         return_correct: bool = False,
+        return_candidate_logits: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Confidence logits for a batch of images.
 
@@ -535,6 +575,10 @@ class ViLUModule(nn.Module):
             Also return, for caption mode where the candidates are the batch's
             own captions (K == B, caption ``i`` paired with image ``i``), whether
             each image retrieves its own caption (ties count as correct).
+        return_candidate_logits : bool, default=False
+            Also return the posterior head's logits over the candidates (B, K),
+            for a loss on the true class (classification mode, training; needs
+            ``posterior_head=True``). Exclusive with ``return_correct``.
 
         Returns
         -------
@@ -567,6 +611,14 @@ class ViLUModule(nn.Module):
                 parts.append(texts.texts[sims.argmax(dim=1)])
             first = self.mlp[0](torch.cat(parts, dim=1))
         logits = self._head(first)
+        if return_candidate_logits:
+            if self.posterior is None or isinstance(texts, CandidateTables):
+                raise ValueError(
+                    "return_candidate_logits needs the posterior head and the "
+                    "dense path (training)."
+                )
+            g = self.posterior.candidate_logits(z_v, texts.texts, sims)
+            return logits + predicted_logit(g, sims), g
         if self.posterior is not None:
             logits = logits + self._posterior_logit(z_v, sims, texts)
         if not return_correct:
@@ -585,9 +637,8 @@ class ViLUModule(nn.Module):
         if isinstance(texts, CandidateTables) and texts.posterior_keys is not None:
             assert texts.posterior_bias is not None
             with _full_precision(z_v.device.type):
-                g = torch.addmm(
-                    texts.posterior_bias, _at_least_fp32(z_v), texts.posterior_keys.T
-                )
+                u = self.posterior.features(_at_least_fp32(z_v))
+                g = torch.addmm(texts.posterior_bias, u, texts.posterior_keys.T)
                 scale = float(self.posterior.scale)
                 return predicted_logit(g.add_(sims, alpha=scale), sims)
         return self.posterior(z_v, texts.texts, sims)
@@ -784,3 +835,29 @@ def weighted_bce_loss(
         weights = weights * sample_weight
     losses = F.binary_cross_entropy_with_logits(logits, y_correct, reduction="none")
     return (weights * losses).mean()
+
+
+def class_label_loss(
+    candidate_logits: torch.Tensor,
+    labels: torch.Tensor,
+    sample_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Cross-entropy of the posterior head's candidate logits on the true classes.
+
+    The auxiliary loss of a fit with ``labels``: it teaches the posterior head
+    which candidate each image really shows, also for the VLM's failures (where
+    ``y_correct`` only says which candidate it is not). Mean over the batch,
+    optionally weighted per sample.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from vilu_sklearn._modules import class_label_loss
+    >>> g = torch.zeros(2, 4)
+    >>> round(float(class_label_loss(g, torch.tensor([0, 3]))), 4)  # log(4)
+    1.3863
+    """
+    losses = F.cross_entropy(candidate_logits.float(), labels, reduction="none")
+    if sample_weight is not None:
+        losses = losses * sample_weight.to(losses.dtype)
+    return losses.mean()

@@ -19,7 +19,7 @@ import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 
-from ._modules import weighted_bce_loss
+from ._modules import class_label_loss, weighted_bce_loss
 
 __all__ = [
     "OPTIMIZERS",
@@ -329,25 +329,34 @@ class ViLUNet(NeuralNet):
             if self.vilu_caption:
                 txt = x["txt"].to(self.device, non_blocking=True)
                 return self.module_(img, txt, return_correct=True)
+            if "lbl" in x and self.module_.training:
+                return self.module_(img, candidates, return_candidate_logits=True)
             return self.module_(img, candidates)
 
     def get_loss(
         self, y_pred: Any, y_true: Any, X: Any = None, training: bool = False
     ) -> torch.Tensor:
+        candidate_logits = None
         if self.vilu_caption:
             logits, y_true = y_pred
         else:
             logits = y_pred
+            if isinstance(y_pred, tuple):  # training with class labels
+                logits, candidate_logits = y_pred
             y_true = y_true.to(self.device, non_blocking=True)
         sw = X.get("sw") if isinstance(X, dict) else None
         if sw is not None:
-            sw = sw.to(self.device, non_blocking=True)
-        return weighted_bce_loss(
+            sw = sw.to(self.device, non_blocking=True).float()
+        loss = weighted_bce_loss(
             logits.float(),
             y_true.float(),
             failure_weight_mode=self.vilu_failure_weight,
-            sample_weight=None if sw is None else sw.float(),
+            sample_weight=sw,
         )
+        if candidate_logits is None:
+            return loss
+        labels = X["lbl"].to(self.device, non_blocking=True)
+        return loss + class_label_loss(candidate_logits, labels, sw)
 
 
 class Diverged(Exception):
