@@ -369,3 +369,54 @@ def test_cli_target_risk_and_delta(tmp_path, small, capsys):
     with pytest.raises(SystemExit):
         main([*args, "--target-risk", "1.5"])
     assert "expected a number in (0, 1)" in capsys.readouterr().err
+
+
+class _LabelSpy(MSP):
+    """MSP whose fit records the class labels it is given (benchmark clones it)."""
+
+    seen: list = []
+
+    def fit(self, X, y=None, y_correct=None, *, sample_weight=None, labels=None):
+        _LabelSpy.seen.append(None if labels is None else np.asarray(labels))
+        return super().fit(X, y, y_correct, sample_weight=sample_weight)
+
+
+@pytest.mark.parametrize("fit_labels", [True, False])
+def test_benchmark_passes_class_labels_to_estimators_that_take_them(small, fit_labels):
+    X_tr, T, y_tr, X_te, y_te = _split(small)
+    _LabelSpy.seen.clear()
+    benchmark(
+        {"spy": _LabelSpy(), "MSP": MSP()},
+        X_tr, T, y_tr, X_te, y_te,
+        n_resamples=0, as_frame=False, fit_labels=fit_labels,
+    )  # fmt: skip
+    (seen,) = _LabelSpy.seen  # MSP's own fit takes no labels: it got none
+    if fit_labels:
+        np.testing.assert_array_equal(seen, y_tr)
+    else:
+        assert seen is None
+    # data given as y_correct carry no labels: nothing is passed
+    _LabelSpy.seen.clear()
+    y_corr = np.ones(len(X_tr), dtype=int)
+    y_corr[:100] = 0
+    y_corr_test = np.r_[0, np.ones(len(X_te) - 1, int)]
+    benchmark(
+        {"spy": _LabelSpy()}, X_tr, T, y_corr, X_te, y_corr_test,
+        y_kind="correct", n_resamples=0, as_frame=False, reference=None,
+    )  # fmt: skip
+    assert _LabelSpy.seen == [None]
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [([], "ViLU was also given the training class labels"),
+     (["--no-labels"], "ViLU was trained on y_correct only (--no-labels)")],
+)  # fmt: skip
+def test_cli_says_whether_vilu_got_the_class_labels(
+    tmp_path, small, capsys, flags, said
+):
+    path = tmp_path / "emb.npz"
+    np.savez(path, X_img=small.X_img, y=small.labels, X_txt=small.X_txt)
+    argv = ["benchmark", "--data", str(path), "--methods", "MSP", "--quiet"]
+    assert main(argv + flags) == 0
+    assert said in capsys.readouterr().out
