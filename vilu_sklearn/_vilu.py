@@ -449,10 +449,10 @@ class ViLUClassifier(BaseFailurePredictor):
     ) -> ViLUClassifier:
         """Validate the parameters and the inputs, then train.
 
-        Call forms as in :meth:`BaseFailurePredictor.fit
-        <vilu_sklearn.BaseFailurePredictor.fit>`: ``fit(X_img, X_txt,
-        y_correct)``, ``fit(X_img, y_correct)`` with ``text_embeddings`` set,
-        and in caption mode ``fit(X_img, X_txt)`` with paired captions.
+        Call forms as for every failure predictor of the package:
+        ``fit(X_img, X_txt, y_correct)``, ``fit(X_img, y_correct)`` with
+        ``text_embeddings`` set, and in caption mode ``fit(X_img, X_txt)``
+        with paired captions.
 
         Parameters
         ----------
