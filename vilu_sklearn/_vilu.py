@@ -290,7 +290,7 @@ class ViLUClassifier(BaseFailurePredictor):
     >>> X_img = X_txt[labels] + rng.normal(scale=1.5, size=(200, 16))
     >>> y_correct = correctness(X_img, X_txt, labels)     # 1 = the VLM is right
     >>> clf = ViLUClassifier(hidden_layer_sizes=(32,), max_epochs=5, random_state=0)
-    >>> clf = clf.fit(X_img, X_txt, y_correct)
+    >>> clf = clf.fit(X_img, X_txt, y_correct, labels=labels)  # labels: optional
     >>> clf.predict_proba(X_img[:3], X_txt).shape
     (3, 2)
     """
