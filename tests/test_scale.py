@@ -250,7 +250,7 @@ def fitted():
     clf = ViLUClassifier(
         hidden_layer_sizes=(8,),
         max_epochs=3,
-        predict_batch_size=50,  # = the Dask block rows: bitwise-equal results
+        predict_batch_size=50,  # = the Dask block rows: the same batches
         device="cpu",
         random_state=0,
     ).fit(X, T, y)
@@ -258,7 +258,7 @@ def fitted():
 
 
 @pytest.mark.slow
-def test_dask_predict_matches_local_exactly(dask_client, fitted):
+def test_dask_predict_matches_local(dask_client, fitted):
     import dask.array as da
 
     from vilu_sklearn._dask import dask_predict
@@ -267,9 +267,13 @@ def test_dask_predict_matches_local_exactly(dask_client, fitted):
     Xd = da.from_array(X, chunks=(50, 16))
     scores = dask_predict(clf, Xd)
     assert scores.shape == (400,) and scores.chunks == ((50,) * 8,)
-    np.testing.assert_array_equal(scores.compute(), clf.decision_function(X))
+    # equal to float32 rounding, not bitwise: a worker runs torch on 1 thread and
+    # this process on 2, and a GEMM's summation order depends on the thread count
+    # (the 2048-unit posterior map showed a 1-ulp difference on 2 of 400 rows)
+    tol = dict(rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(scores.compute(), clf.decision_function(X), **tol)
     proba = dask_predict(clf, Xd, T, method="predict_proba").compute()
-    np.testing.assert_array_equal(proba, clf.predict_proba(X, T))
+    np.testing.assert_allclose(proba, clf.predict_proba(X, T), **tol)
     pred = dask_predict(clf, Xd, method="predict").compute()
     np.testing.assert_array_equal(pred, clf.predict(X))
 
