@@ -737,6 +737,27 @@ def test_lvu_regresses_the_true_class_probability(data):
     assert len(again.loss_curve_) == 2
 
 
+def test_lvu_keeps_no_subnormal_weights(data, monkeypatch):
+    import torch
+
+    from vilu_sklearn.baselines import _lvu
+
+    layer = torch.nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1e-39, -1e-40], [1e-37, -0.5]]))
+    _lvu._zero_subnormal_weights(layer)
+    assert layer.weight.tolist() == [[0.0, 0.0], [pytest.approx(1e-37), -0.5]]
+    # the training loop flushes after every optimiser step
+    calls = []
+    real = _lvu._zero_subnormal_weights
+    monkeypatch.setattr(
+        _lvu, "_zero_subnormal_weights", lambda m: calls.append(1) or real(m)
+    )
+    X, X_txt, y = data
+    bl.LVU(hidden_layer_sizes=(4,), max_epochs=2, batch_size=64).fit(X, X_txt, y)
+    assert len(calls) == 2 * math.ceil(len(y) / 64)
+
+
 def test_new_baselines_beat_chance_on_synthetic_data():
     from vilu_sklearn.datasets import make_vlm_embeddings
 

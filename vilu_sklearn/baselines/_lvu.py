@@ -34,6 +34,22 @@ def _mlp(d: int, hidden: tuple[int, ...]) -> torch.nn.Sequential:
     return torch.nn.Sequential(*layers)
 
 
+@torch.no_grad()
+def _zero_subnormal_weights(module: torch.nn.Module) -> None:
+    """Set the weights below float32's smallest normal number to exactly 0.
+
+    Adam's coupled weight decay drives the weights of unused inputs and dead
+    units into subnormal numbers after about 10 epochs, and CPU products with
+    subnormals are an order of magnitude slower: a 20-epoch fit on 40,000 rows
+    took 192 s instead of 34 s (same machine and load), with the same loss curve
+    to the printed digits. They are 0 to float32 precision anyway. (Zeroing the
+    optimiser's subnormal moments too was slower, and torch's flush-denormal
+    mode does not reach its already running worker threads.)
+    """
+    for p in module.parameters():
+        p.masked_fill_(p.abs() < torch.finfo(p.dtype).tiny, 0.0)
+
+
 class LVU(ThresholdPredictMixin, BaseBaseline):
     """LVU: an MLP on the image embedding regressing the true-class probability.
 
@@ -256,6 +272,18 @@ class LVU(ThresholdPredictMixin, BaseBaseline):
             weight_decay=float(self.weight_decay),
         )
         self.loss_curve_: list[float] = []
+        self._train(module, opt, (X, target, y, sw), gen, device)
+        self.module_ = module.cpu().eval()
+
+    def _train(
+        self,
+        module: torch.nn.Module,
+        opt: torch.optim.Optimizer,
+        data: tuple[torch.Tensor, ...],
+        gen: torch.Generator,
+        device: torch.device,
+    ) -> None:
+        X, target, y, sw = data
         bs = int(self.batch_size)
         for epoch in range(int(self.max_epochs)):
             order = torch.randperm(len(y), generator=gen)
@@ -269,11 +297,11 @@ class LVU(ThresholdPredictMixin, BaseBaseline):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+                _zero_subnormal_weights(module)
                 total += float(loss.detach()) * len(idx)
             self.loss_curve_.append(total / len(y))
             if self.verbose:
                 print(f"LVU epoch {epoch + 1}: loss {self.loss_curve_[-1]:.5f}")
-        self.module_ = module.cpu().eval()
 
     def _decision_classification(
         self, X_img: np.ndarray, texts: np.ndarray
