@@ -316,7 +316,7 @@ def test_posterior_head_starts_as_the_logit_of_msp(hidden):
     z_v = torch.nn.functional.normalize(img, dim=1)
     t = torch.nn.functional.normalize(txt, dim=1)
     sims = z_v @ t.T
-    got = module._posterior_logit(z_v, sims, module.encode_candidates(txt))
+    got = module.posterior(z_v, t, sims)
     p = torch.softmax(20.0 * sims, dim=1).max(dim=1).values
     torch.testing.assert_close(got, torch.log(p) - torch.log1p(-p))
 
