@@ -17,8 +17,11 @@ Prints, in one run and as markdown tables:
    restated as the authors' code writes it: texts projected on every call, softmax
    over the similarities taken for the prediction and again for the attention) at
    K in {1000, 10000, 21843} and batch in {512, 4096}, with trained (non-identity)
-   projections: rows/s of both, the ratio, and the largest difference of
-   ``decision_function`` from the module's own dense path in float32 and float64.
+   projections, for the paper's head and for the default one (with the posterior
+   head, restated plainly too): rows/s of both, the ratios of wall and process CPU
+   time, the multiply-adds per row of both (:func:`macs_per_row`), and the largest
+   difference of ``decision_function`` from the module's own dense path in float32
+   and float64 and from the straightforward forward.
 
 Run ``python examples/perf_benchmark.py --quick`` (a few minutes on 2 cores) or
 without ``--quick`` for the full sizes (n up to 10^6 in the memory table).

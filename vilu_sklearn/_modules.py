@@ -14,6 +14,9 @@ Two forward paths give the same logits (to the rounding of the dtype):
   becomes ``W1_v z_v`` plus a gathered row plus attention weights times a table.
   The query projection is folded into the keys, ``(W_q z)·(W_k t) = z·(W_q^T W_k
   t)``; with identity projections the attention scores are the similarities.
+  The posterior head folds likewise, and every product whose left operand is
+  ``z_v`` (similarities, scores, posterior logits, ``W1_v z_v``) is one GEMM
+  against a stacked table.
   Candidates whose softmax weight is below ``eps / K`` of the top one (``eps``
   of the dtype) are dropped when that leaves few, so the dropped mass is at most
   ``eps`` of the total: the truncation is exact to rounding.
