@@ -382,7 +382,8 @@ def straightforward_forward(
     scores gives the attention weights; the MLP takes the concatenated features.
     With a posterior head (``posterior_head=True``, not in the reference code)
     its logit is added, computed as :class:`~vilu_sklearn._modules.PosteriorHead`
-    defines it: ``g = tau s sims + (A z_v + b) . (C t_k)``, then
+    defines it: ``g = tau s sims + (A u + b) . (C t_k)`` (``u = z_v``, or its
+    hidden layer ``relu(H z_v + c)`` and then no ``C``), then
     ``log p - log(1 - p)`` of ``softmax(g)`` at the prediction.
     """
     s = module.logit_scale
@@ -397,26 +398,34 @@ def straightforward_forward(
     head = module.posterior
     if head is None:
         return logit
-    g = head.scale * sims + head.img(z_v) @ head.txt(t).T
+    u = z_v if head.hidden is None else torch.relu(head.hidden(z_v))
+    keys = t if head.txt is None else head.txt(t)
+    g = head.scale * sims + head.img(u) @ keys.T
     own = g.gather(1, pred[:, None]).squeeze(1)
     others = torch.logsumexp(g.scatter(1, pred[:, None], float("-inf")), dim=-1)
     return logit + (own - others).clamp(max=100.0)
 
 
 def macs_per_row(
-    K: int, batch: int, posterior: bool, d: int = 512, hidden: tuple[int, ...] = HIDDEN
+    K: int,
+    batch: int,
+    posterior: bool,
+    posterior_hidden: int = 0,
+    d: int = 512,
+    hidden: tuple[int, ...] = HIDDEN,
 ) -> tuple[int, int]:
     """Multiply-adds per row of the straightforward forward and of the fast path.
 
     Matrix products only, the fast path with every attention candidate kept
     (dense scores). Straightforward: similarities ``K d``, query ``d^2``,
     scores ``K d``, weights times values ``K d``, the texts' projection ``K d^2``
-    shared by the batch, the MLP; the posterior head adds ``d^2`` (``A z_v``),
-    ``K d^2 / batch`` (``C t_k``) and ``K d`` (its logits). Fast path:
-    similarities, folded scores and (posterior) folded logits ``K d`` each,
-    attention weights times the ``(K, H)`` table ``K H``, the image block of the
-    first layer ``d H`` and the rest of the MLP; the tables are built once per
-    candidate set.
+    shared by the batch, the MLP. Fast path: similarities and folded scores
+    ``K d`` each, attention weights times the ``(K, H)`` table ``K H``, the
+    image block of the first layer ``d H`` and the rest of the MLP; the tables
+    are built once per candidate set. The posterior head adds its logits
+    ``K d`` to both; a linear one also ``d^2`` (``A z_v``) and ``K d^2 / batch``
+    (``C t_k``) to the straightforward forward only (the fast path folds them
+    into its keys); one with a hidden layer of width h adds ``2 d h`` to both.
     """
     H, rest = hidden[0], hidden[1:]
     widths = (H, *rest, 1)
@@ -424,8 +433,10 @@ def macs_per_row(
     plain = 3 * K * d + d * d + K * d * d // batch + 3 * d * H + tail
     ours = 2 * K * d + K * H + d * H + tail
     if posterior:
-        plain += K * d + d * d + K * d * d // batch
-        ours += K * d
+        image_map = 2 * d * posterior_hidden
+        folded = 0 if posterior_hidden else d * d + K * d * d // batch
+        plain += K * d + image_map + folded
+        ours += K * d + image_map
     return plain, ours
 
 
@@ -484,7 +495,8 @@ def _move_weights(clf: ViLUClassifier, sigma: float = 0.02) -> float:
     gen = torch.Generator().manual_seed(0)
     moved = [module.q_proj.weight, module.k_proj.weight]
     if module.posterior is not None:
-        moved += [module.posterior.img.weight, module.posterior.txt.weight]
+        head = module.posterior
+        moved += [head.img.weight] + ([] if head.txt is None else [head.txt.weight])
     with torch.no_grad():
         for w in moved:
             w.add_(sigma * torch.randn(w.shape, generator=gen).to(w.dtype))
@@ -526,8 +538,9 @@ def _fast_rows(
         }
         best = _interleaved_best(fns, args.fast_reps)
         (ow, oc), (pw, pc) = best["ours"], best["plain"]
-        plain_macs, our_macs = macs_per_row(len(T), bs, posterior)
-        head = "default (posterior)" if posterior else "paper"
+        head_width = clf.posterior_hidden_size if posterior else 0
+        plain_macs, our_macs = macs_per_row(len(T), bs, posterior, head_width)
+        head = f"default (posterior, {head_width})" if posterior else "paper"
         rows.append(
             [head, len(T), bs, f"{m / pw:,.0f}", f"{m / ow:,.0f}", f"{pw / ow:.2f}x"]
             + [f"{pc / oc:.2f}x", f"{plain_macs / 1e6:.2f}", f"{our_macs / 1e6:.2f}"]
