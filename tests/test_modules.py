@@ -133,6 +133,20 @@ def test_tables_stack_every_product_with_the_image_embedding(posterior):
     torch.testing.assert_close(tables.left[-H:], image_block, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("stack_rows", [0, 10**6])
+def test_fast_path_stacked_or_per_block(monkeypatch, stack_rows):
+    """One GEMM for the products with z_v, or one per block: the same logits."""
+    from vilu_sklearn import _modules
+
+    monkeypatch.setattr(_modules, "_STACK_ROWS", stack_rows)
+    torch.manual_seed(0)
+    module = ViLUModule(16, hidden_layer_sizes=(8,), posterior_head=True)
+    module = _posterior_trained_like(module)
+    img, txt = torch.randn(40, 16), torch.randn(30, 16)
+    fast, dense = _fast_and_dense(module, img, txt)
+    torch.testing.assert_close(fast, dense, atol=100 * TOL[torch.float32], rtol=0)
+
+
 def test_raw_texts_are_tabulated_only_when_the_batch_covers_them():
     module = _trained_like(ViLUModule(8, hidden_layer_sizes=(4,)))
     calls = []

@@ -51,6 +51,9 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
 # sparse attention pays when at most this share of the (rows x K) weights is kept
 _SPARSE_SHARE = 1 / 8
 _PROBE_ROWS = 64
+# products with z_v share one GEMM up to this many output columns (measured on
+# CPU: 3.5k columns run 4 % faster stacked, 20k columns 20 % slower)
+_STACK_ROWS = 4096
 
 
 def _full_precision(device_type: str) -> contextlib.AbstractContextManager[None]:
@@ -87,7 +90,8 @@ class CandidateTables(NamedTuple):
     Built by :meth:`ViLUModule.tabulate`; valid for the weights it was built
     with (rebuild it after training). Every product whose left operand is the
     image embedding ``z_v`` takes its right operand from ``left``, so the fast
-    path computes all of them in one GEMM, ``z_v @ left.T``; ``texts``,
+    path computes all of them in one GEMM, ``z_v @ left.T`` (one per block when
+    ``left`` has more than 4096 rows, where that runs faster); ``texts``,
     ``score_keys`` and ``posterior_keys`` are views of ``left``.
 
     Attributes
@@ -789,31 +793,33 @@ class ViLUModule(nn.Module):
     def _fast_forward(
         self, z_v: torch.Tensor, tables: CandidateTables
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (B,) and similarities (B, K) from the tables, one big GEMM.
+        """Logits (B,) and similarities (B, K) from the tables.
 
         ``z_v @ tables.left.T`` gives the similarities, the attention scores,
-        the posterior logits and the first layer's image block at once; the
+        the posterior logits and the first layer's image block at once (one
+        GEMM, or one per block for very wide candidate sets); the
         first layer adds the predicted text's row of ``hat`` and the attention
         weights times ``alpha`` (no ``z_t_alpha`` or ``z_t_hat`` is built).
         """
         B, K = z_v.shape[0], tables.texts.shape[0]
+        blocks = [tables.texts, tables.score_keys, tables.posterior_keys]
+        blocks.append(tables.left[-tables.bias.shape[0] :])  # W1_v
         with _full_precision(z_v.device.type):
-            out = _at_least_fp32(z_v) @ tables.left.T
-        sims, rest = out[:, :K], out[:, K:]
+            z = _at_least_fp32(z_v)
+            if len(tables.left) <= _STACK_ROWS:  # one GEMM
+                outs = _split_like(z @ tables.left.T, blocks, dim=1)
+            else:  # a very wide output runs slower than its blocks
+                outs = [None if b is None else z @ b.T for b in blocks]
+        sims, scores, g, first = outs
+        assert sims is not None and first is not None
         k_hat = sims.max(dim=1).indices  # first maximum, as argmax
-        first = rest[:, -tables.bias.shape[0] :]  # W1_v z_v
         if tables.hat is not None:  # W1_hat z_t_hat + b1
             first = tables.hat.index_select(0, k_hat).add_(first)
         else:
             first = first + tables.bias
         if tables.alpha is not None:
-            if tables.score_keys is None:
+            if scores is None:
                 scores = sims * tables.score_scale
-            else:
-                scores, rest = (
-                    rest[:, : len(tables.score_keys)],
-                    rest[:, len(tables.score_keys) :],
-                )
             scores = scores.reshape(B * self.n_heads, K)
             first.add_(
                 softmax_times_table(scores, tables.alpha, self.n_heads, overwrite=True)
@@ -821,8 +827,9 @@ class ViLUModule(nn.Module):
         logits = self._head(first)
         if self.posterior is not None:
             with _full_precision(z_v.device.type):
-                if tables.posterior_bias is not None:  # folded keys: in the GEMM
-                    g = rest[:, :K].add_(tables.posterior_bias)
+                if g is not None:  # folded keys
+                    assert tables.posterior_bias is not None
+                    g = g.add_(tables.posterior_bias)
                 else:  # hidden layer: its query against the texts
                     g = self.posterior.query(z_v) @ tables.texts.T
                 logits = logits + _logit_at(g, k_hat, overwrite=True)
@@ -830,10 +837,10 @@ class ViLUModule(nn.Module):
 
 
 def _split_like(
-    stacked: torch.Tensor, parts: Sequence[torch.Tensor | None]
+    stacked: torch.Tensor, parts: Sequence[torch.Tensor | None], dim: int = 0
 ) -> list[torch.Tensor | None]:
-    """Views of ``stacked`` in place of the ``parts`` it concatenates."""
-    views = iter(stacked.split([len(p) for p in parts if p is not None]))
+    """Views of ``stacked`` in place of the ``parts`` it concatenates on ``dim``."""
+    views = iter(stacked.split([len(p) for p in parts if p is not None], dim=dim))
     return [None if p is None else next(views) for p in parts]
 
 
