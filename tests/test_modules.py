@@ -118,6 +118,35 @@ def test_tables_are_reusable_and_identity_projections_share_the_similarities():
     assert module.tabulate(txt).score_keys is not None
 
 
+@pytest.mark.parametrize("posterior", [False, True])
+def test_tables_stack_every_product_with_the_image_embedding(posterior):
+    """One (N, d) stack, the per-product blocks being views of it."""
+    d, K, H = 16, 12, 8
+    module = ViLUModule(d, hidden_layer_sizes=(H,), posterior_head=posterior)
+    tables = _trained_like(module).tabulate(torch.randn(K, d))
+    blocks = [tables.texts, tables.score_keys]
+    blocks += [tables.posterior_keys] if posterior else []
+    assert tables.left.shape == ((len(blocks) * K + H), d)
+    for i, block in enumerate(blocks):
+        assert block is not None and block.data_ptr() == tables.left[i * K].data_ptr()
+    image_block = module._first_layer_blocks()["image"]
+    torch.testing.assert_close(tables.left[-H:], image_block, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("stack_rows", [0, 10**6])
+def test_fast_path_stacked_or_per_block(monkeypatch, stack_rows):
+    """One GEMM for the products with z_v, or one per block: the same logits."""
+    from vilu_sklearn import _modules
+
+    monkeypatch.setattr(_modules, "_STACK_ROWS", stack_rows)
+    torch.manual_seed(0)
+    module = ViLUModule(16, hidden_layer_sizes=(8,), posterior_head=True)
+    module = _posterior_trained_like(module)
+    img, txt = torch.randn(40, 16), torch.randn(30, 16)
+    fast, dense = _fast_and_dense(module, img, txt)
+    torch.testing.assert_close(fast, dense, atol=100 * TOL[torch.float32], rtol=0)
+
+
 def test_raw_texts_are_tabulated_only_when_the_batch_covers_them():
     module = _trained_like(ViLUModule(8, hidden_layer_sizes=(4,)))
     calls = []
@@ -147,11 +176,12 @@ def _dense_reference(scores, table, n_heads=1):
     return w @ table.double()
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(
     "profile", ["flat", "ties", "one_candidate", "two_candidates", "peaked", "cliff"]
 )
-def test_softmax_times_table_adversarial_profiles(dtype, profile):
+def test_softmax_times_table_adversarial_profiles(dtype, profile, overwrite):
     gen = torch.Generator().manual_seed(0)
     K = {"one_candidate": 1, "two_candidates": 2}.get(profile, 200)
     scores = torch.randn(16, K, generator=gen, dtype=dtype)
@@ -168,8 +198,8 @@ def test_softmax_times_table_adversarial_profiles(dtype, profile):
         scores[:, 0] = 0.0
         scores[:, 1] = -margin + 1e-3
     table = torch.randn(K, 8, generator=gen, dtype=dtype)
-    got = softmax_times_table(scores, table)
     expected = _dense_reference(scores, table)
+    got = softmax_times_table(scores, table, overwrite=overwrite)
     eps = torch.finfo(dtype).eps
     np.testing.assert_allclose(got.double(), expected, rtol=0, atol=16 * eps)
 
@@ -316,7 +346,7 @@ def test_posterior_head_starts_as_the_logit_of_msp(hidden):
     z_v = torch.nn.functional.normalize(img, dim=1)
     t = torch.nn.functional.normalize(txt, dim=1)
     sims = z_v @ t.T
-    got = module._posterior_logit(z_v, sims, module.encode_candidates(txt))
+    got = module.posterior(z_v, t, sims)
     p = torch.softmax(20.0 * sims, dim=1).max(dim=1).values
     torch.testing.assert_close(got, torch.log(p) - torch.log1p(-p))
 
@@ -354,6 +384,28 @@ def test_posterior_head_fast_path_equals_dense(dtype, K, hidden):
 
 
 @pytest.mark.parametrize("hidden", [0, 12])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_posterior_fast_path_with_tied_candidates_and_in_caption_mode(dtype, hidden):
+    """Duplicated candidates (exact ties of the prediction) and caption groups."""
+    torch.manual_seed(0)
+    module = ViLUModule(
+        16, hidden_layer_sizes=(8,), posterior_head=True, posterior_hidden_size=hidden
+    )
+    module = _posterior_trained_like(module.to(dtype))
+    txt = torch.randn(9, 16, dtype=dtype)
+    txt = torch.cat([txt, txt[[2, 2, 7]]])  # ties at the top for some images
+    img = txt[[2, 7, 0, 4] * 5] + 0.3 * torch.randn(20, 16, dtype=dtype)
+    fast, dense = _fast_and_dense(module, img, txt)
+    torch.testing.assert_close(fast, dense, atol=100 * TOL[dtype], rtol=0)
+    cap = img + 0.8 * torch.randn(20, 16, dtype=dtype)
+    (f_logit, f_ok), (d_logit, d_ok) = _fast_and_dense(
+        module, img, cap, return_correct=True
+    )
+    torch.testing.assert_close(f_logit, d_logit, atol=100 * TOL[dtype], rtol=0)
+    assert torch.equal(f_ok, d_ok) and 0 < f_ok.sum() < 20
+
+
+@pytest.mark.parametrize("hidden", [0, 12])
 def test_posterior_head_in_caption_mode_and_gradients(hidden):
     torch.manual_seed(0)
     module = ViLUModule(
@@ -372,8 +424,12 @@ def test_posterior_head_with_a_hidden_layer_learns_no_text_map():
     assert head.txt is None and head.hidden is not None
     assert head.img.weight.shape == (16, 12)
     t = torch.randn(3, 16)
-    keys, bias = head.tabulate(t)
-    assert keys.shape == (3, 12) and bias.shape == (3,)
+    assert head.tabulate(t) is None  # its query is cheaper than (K, 12) keys
+    with torch.no_grad():
+        head.img.weight.normal_()
+        z = torch.nn.functional.normalize(torch.randn(5, 16), dim=1)
+        g = head.candidate_logits(z, t, z @ t.T)
+        torch.testing.assert_close(head.query(z) @ t.T, g)
     # an old pickle (no hidden layer attribute) still loads as a linear head
     state = PosteriorHead(16, 20.0).__dict__.copy()
     state["_modules"] = {k: v for k, v in state["_modules"].items() if k != "hidden"}

@@ -14,6 +14,9 @@ Two forward paths give the same logits (to the rounding of the dtype):
   becomes ``W1_v z_v`` plus a gathered row plus attention weights times a table.
   The query projection is folded into the keys, ``(W_q z)·(W_k t) = z·(W_q^T W_k
   t)``; with identity projections the attention scores are the similarities.
+  The posterior head folds likewise, and every product whose left operand is
+  ``z_v`` (similarities, scores, posterior logits, ``W1_v z_v``) is one GEMM
+  against a stacked table.
   Candidates whose softmax weight is below ``eps / K`` of the top one (``eps``
   of the dtype) are dropped when that leaves few, so the dropped mass is at most
   ``eps`` of the total: the truncation is exact to rounding.
@@ -48,6 +51,9 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
 # sparse attention pays when at most this share of the (rows x K) weights is kept
 _SPARSE_SHARE = 1 / 8
 _PROBE_ROWS = 64
+# products with z_v share one GEMM up to this many output columns (measured on
+# CPU: 3.5k columns run 4 % faster stacked, 20k columns 20 % slower)
+_STACK_ROWS = 4096
 
 
 def _full_precision(device_type: str) -> contextlib.AbstractContextManager[None]:
@@ -82,7 +88,11 @@ class CandidateTables(NamedTuple):
     """A candidate set tabulated for the fast inference path.
 
     Built by :meth:`ViLUModule.tabulate`; valid for the weights it was built
-    with (rebuild it after training).
+    with (rebuild it after training). Every product whose left operand is the
+    image embedding ``z_v`` takes its right operand from ``left``, so the fast
+    path computes all of them in one GEMM, ``z_v @ left.T`` (one per block when
+    ``left`` has more than 4096 rows, where that runs faster); ``texts``,
+    ``score_keys`` and ``posterior_keys`` are views of ``left``.
 
     Attributes
     ----------
@@ -106,7 +116,14 @@ class CandidateTables(NamedTuple):
     bias : Tensor of shape (H,)
         First-layer bias (already in ``hat`` when that is present).
     posterior_keys, posterior_bias : Tensors of shape (K, d) and (K,), or None
-        The :class:`PosteriorHead` folded per candidate (None without it).
+        The :class:`PosteriorHead` folded per candidate: its logits are
+        ``z_v @ posterior_keys.T + posterior_bias``. None without it, or when
+        its image map has a hidden layer (then ``g = query(z_v) @ texts.T``,
+        :meth:`PosteriorHead.query`).
+    left : Tensor of shape (N, d)
+        ``[texts; score_keys; posterior_keys; W1_v]`` (the blocks present):
+        the right operands of all products with ``z_v``, ``W1_v`` being the
+        first layer's image block.
     """
 
     texts: torch.Tensor
@@ -115,12 +132,17 @@ class CandidateTables(NamedTuple):
     hat: torch.Tensor | None
     alpha: torch.Tensor | None
     bias: torch.Tensor
-    posterior_keys: torch.Tensor | None = None
-    posterior_bias: torch.Tensor | None = None
+    posterior_keys: torch.Tensor | None
+    posterior_bias: torch.Tensor | None
+    left: torch.Tensor
 
 
 def softmax_times_table(
-    scores: torch.Tensor, table: torch.Tensor, n_heads: int = 1
+    scores: torch.Tensor,
+    table: torch.Tensor,
+    n_heads: int = 1,
+    *,
+    overwrite: bool = False,
 ) -> torch.Tensor:
     """``softmax(scores) @ table`` per row, skipping negligible candidates.
 
@@ -140,6 +162,8 @@ def softmax_times_table(
         Per-candidate rows, stacked by head.
     n_heads : int, default=1
         Heads per sample.
+    overwrite : bool, default=False
+        Whether ``scores`` may be overwritten (saves a temporary).
 
     Returns
     -------
@@ -161,14 +185,17 @@ def softmax_times_table(
     probe = scores[:_PROBE_ROWS]  # a dense profile is recognised cheaply
     dense = (
         K == 1
-        or int((probe >= probe.max(dim=1, keepdim=True).values - margin).sum())
+        or int((probe >= probe.amax(dim=1, keepdim=True) - margin).sum())
         > 2 * _SPARSE_SHARE * probe.numel()
     )
     if not dense:
-        top = scores.max(dim=1, keepdim=True).values
+        top = scores.amax(dim=1, keepdim=True)
         keep = scores >= top - margin
         n_kept = keep.sum(dim=1)
         dense = int(n_kept.sum()) > _SPARSE_SHARE * R * K
+    if dense and overwrite and n_heads == 1:  # normalise the (B, H) product
+        weights = scores.sub_(scores.amax(dim=1, keepdim=True)).exp_()
+        return (weights.to(table.dtype) @ table).div_(weights.sum(1, keepdim=True))
     if dense:
         weights = torch.softmax(scores, dim=1).reshape(B, n_heads * K)
         return weights.to(table.dtype) @ table
@@ -272,16 +299,28 @@ class PosteriorHead(nn.Module):
         return self.log_tau.exp() * self.logit_scale
 
     @torch.no_grad()
-    def tabulate(self, texts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fold the head into per-candidate keys and biases, once per set.
+    def tabulate(self, texts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Fold a linear head into per-candidate keys and biases, once per set.
 
-        ``(A u + b) . (C t_k) = u . (A^T C t_k) + b . (C t_k)`` with ``u`` the
-        :meth:`features` of the image: returns the (K, d or hidden_size) keys
-        ``C t_k A`` and the (K,) biases ``b . C t_k``.
+        With normalised ``z`` and ``t_k``, ``g_k = z . (tau s t_k + A^T C t_k)
+        + b . (C t_k)``: returns the (K, d) keys ``tau s t_k + C t_k A`` and the
+        (K,) biases ``b . C t_k``, so that ``g = z @ keys.T + biases``. None with
+        a hidden layer, where :meth:`query` is cheaper than keys of its width.
         """
+        if self.hidden is not None:
+            return None
         with _full_precision(texts.device.type):
-            ct = self.text_keys(_at_least_fp32(texts))
-            return ct @ self.img.weight, ct @ self.img.bias
+            t = _at_least_fp32(texts)
+            ct = self.text_keys(t)
+            keys = torch.addmm(t, ct, self.img.weight, beta=float(self.scale))
+            return keys, ct @ self.img.bias
+
+    def query(self, z_v: torch.Tensor) -> torch.Tensor:
+        """``tau s z_v + A u + b``: ``g = query @ texts.T`` when ``C`` is absent."""
+        assert self.txt is None
+        with _full_precision(z_v.device.type):
+            z = _at_least_fp32(z_v)
+            return self.img(self.features(z)).add_(z, alpha=float(self.scale))
 
 
 def predicted_logit(g: torch.Tensor, sims: torch.Tensor) -> torch.Tensor:
@@ -298,9 +337,17 @@ def predicted_logit(g: torch.Tensor, sims: torch.Tensor) -> torch.Tensor:
     >>> predicted_logit(g, g)  # log(0.75 / 0.25)
     tensor([1.0986])
     """
-    k_hat = sims.argmax(dim=1, keepdim=True)
+    return _logit_at(g, sims.argmax(dim=1))
+
+
+def _logit_at(
+    g: torch.Tensor, k_hat: torch.Tensor, *, overwrite: bool = False
+) -> torch.Tensor:
+    """:func:`predicted_logit` at given indices; ``overwrite`` may clobber ``g``."""
+    k_hat = k_hat.unsqueeze(1)
     own = g.gather(1, k_hat).squeeze(1)
-    rest = torch.logsumexp(g.scatter(1, k_hat, float("-inf")), dim=-1)
+    others = g.scatter_ if overwrite else g.scatter
+    rest = torch.logsumexp(others(1, k_hat, float("-inf")), dim=-1)
     return (own - rest).clamp(max=100.0)
 
 
@@ -597,51 +644,37 @@ class ViLUModule(nn.Module):
             fast = (
                 self.fast_inference
                 and not (self.training or torch.is_grad_enabled())
+                and not return_candidate_logits
                 and z_v.shape[0] >= texts.shape[0]
             )
             texts = self.tabulate(texts) if fast else self.encode_candidates(texts)
-        sims = self._similarities(z_v, texts.texts)
+        if return_candidate_logits and (
+            self.posterior is None or isinstance(texts, CandidateTables)
+        ):
+            raise ValueError(
+                "return_candidate_logits needs the posterior head and the "
+                "dense path (training)."
+            )
         if isinstance(texts, CandidateTables):
-            first = self._fast_first_layer(z_v, sims, texts)
+            logits, sims = self._fast_forward(z_v, texts)
         else:
+            sims = self._similarities(z_v, texts.texts)
             parts = [z_v]
             if self.use_attention:
                 parts.append(self._attend(z_v, texts, sims))
             if self.use_predicted_text:
                 parts.append(texts.texts[sims.argmax(dim=1)])
-            first = self.mlp[0](torch.cat(parts, dim=1))
-        logits = self._head(first)
-        if return_candidate_logits:
-            if self.posterior is None or isinstance(texts, CandidateTables):
-                raise ValueError(
-                    "return_candidate_logits needs the posterior head and the "
-                    "dense path (training)."
-                )
-            g = self.posterior.candidate_logits(z_v, texts.texts, sims)
-            return logits + predicted_logit(g, sims), g
-        if self.posterior is not None:
-            logits = logits + self._posterior_logit(z_v, sims, texts)
+            logits = self._head(self.mlp[0](torch.cat(parts, dim=1)))
+            if return_candidate_logits:
+                assert self.posterior is not None
+                g = self.posterior.candidate_logits(z_v, texts.texts, sims)
+                return logits + predicted_logit(g, sims), g
+            if self.posterior is not None:
+                logits = logits + self.posterior(z_v, texts.texts, sims)
         if not return_correct:
             return logits
-        correct = (torch.diagonal(sims) >= sims.max(dim=1).values).to(logits.dtype)
+        correct = (torch.diagonal(sims) >= sims.amax(dim=1)).to(logits.dtype)
         return logits, correct
-
-    def _posterior_logit(
-        self,
-        z_v: torch.Tensor,
-        sims: torch.Tensor,
-        texts: EncodedCandidates | CandidateTables,
-    ) -> torch.Tensor:
-        """The :class:`PosteriorHead` term, from its tables when tabulated."""
-        assert self.posterior is not None
-        if isinstance(texts, CandidateTables) and texts.posterior_keys is not None:
-            assert texts.posterior_bias is not None
-            with _full_precision(z_v.device.type):
-                u = self.posterior.features(_at_least_fp32(z_v))
-                g = torch.addmm(texts.posterior_bias, u, texts.posterior_keys.T)
-                scale = float(self.posterior.scale)
-                return predicted_logit(g.add_(sims, alpha=scale), sims)
-        return self.posterior(z_v, texts.texts, sims)
 
     def _attend(
         self, z_v: torch.Tensor, enc: EncodedCandidates, sims: torch.Tensor
@@ -715,11 +748,21 @@ class ViLUModule(nn.Module):
             score_keys, alpha = None, None
             if self.use_attention:
                 score_keys, alpha = self._attention_tables(t, blocks["attended"])
-            post_keys, post_bias = None, None
-            if self.posterior is not None:
-                post_keys, post_bias = self.posterior.tabulate(t)
+            folded = None if self.posterior is None else self.posterior.tabulate(t)
+            post_keys, post_bias = (None, None) if folded is None else folded
+            parts = [t, score_keys, post_keys, blocks["image"]]
+            left = torch.cat([p for p in parts if p is not None])
+        _, score_keys, post_keys, _ = _split_like(left, parts)  # views, no copies
         return CandidateTables(
-            t, score_keys, self.attention_scale, hat, alpha, bias, post_keys, post_bias
+            left[: len(t)],
+            score_keys,
+            self.attention_scale,
+            hat,
+            alpha,
+            bias,
+            post_keys,
+            post_bias,
+            left,
         )
 
     def _attention_tables(
@@ -747,22 +790,58 @@ class ViLUModule(nn.Module):
         )
         return score_keys, alpha
 
-    def _fast_first_layer(
-        self, z_v: torch.Tensor, sims: torch.Tensor, tables: CandidateTables
-    ) -> torch.Tensor:
-        """First-layer pre-activation (B, H) from the tables (no z_t_alpha/z_t_hat)."""
-        if tables.hat is not None:
-            base = tables.hat[sims.argmax(dim=1)]  # W1_hat z_t_hat + b1
+    def _fast_forward(
+        self, z_v: torch.Tensor, tables: CandidateTables
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B,) and similarities (B, K) from the tables.
+
+        ``z_v @ tables.left.T`` gives the similarities, the attention scores,
+        the posterior logits and the first layer's image block at once (one
+        GEMM, or one per block for very wide candidate sets); the
+        first layer adds the predicted text's row of ``hat`` and the attention
+        weights times ``alpha`` (no ``z_t_alpha`` or ``z_t_hat`` is built).
+        """
+        B, K = z_v.shape[0], tables.texts.shape[0]
+        blocks = [tables.texts, tables.score_keys, tables.posterior_keys]
+        blocks.append(tables.left[-tables.bias.shape[0] :])  # W1_v
+        with _full_precision(z_v.device.type):
+            z = _at_least_fp32(z_v)
+            if len(tables.left) <= _STACK_ROWS:  # one GEMM
+                outs = _split_like(z @ tables.left.T, blocks, dim=1)
+            else:  # a very wide output runs slower than its blocks
+                outs = [None if b is None else z @ b.T for b in blocks]
+        sims, scores, g, first = outs
+        assert sims is not None and first is not None
+        k_hat = sims.max(dim=1).indices  # first maximum, as argmax
+        if tables.hat is not None:  # W1_hat z_t_hat + b1
+            first = tables.hat.index_select(0, k_hat).add_(first)
         else:
-            base = tables.bias.expand(z_v.shape[0], -1)
+            first = first + tables.bias
         if tables.alpha is not None:
-            if tables.score_keys is None:
+            if scores is None:
                 scores = sims * tables.score_scale
-            else:
-                scores = z_v @ tables.score_keys.T  # (B, h K)
-            scores = scores.reshape(z_v.shape[0] * self.n_heads, -1)
-            base = base + softmax_times_table(scores, tables.alpha, self.n_heads)
-        return torch.addmm(base, z_v, self._first_layer_blocks()["image"].T)
+            scores = scores.reshape(B * self.n_heads, K)
+            first.add_(
+                softmax_times_table(scores, tables.alpha, self.n_heads, overwrite=True)
+            )
+        logits = self._head(first)
+        if self.posterior is not None:
+            with _full_precision(z_v.device.type):
+                if g is not None:  # folded keys
+                    assert tables.posterior_bias is not None
+                    g = g.add_(tables.posterior_bias)
+                else:  # hidden layer: its query against the texts
+                    g = self.posterior.query(z_v) @ tables.texts.T
+                logits = logits + _logit_at(g, k_hat, overwrite=True)
+        return logits, sims
+
+
+def _split_like(
+    stacked: torch.Tensor, parts: Sequence[torch.Tensor | None], dim: int = 0
+) -> list[torch.Tensor | None]:
+    """Views of ``stacked`` in place of the ``parts`` it concatenates on ``dim``."""
+    views = iter(stacked.split([len(p) for p in parts if p is not None], dim=dim))
+    return [None if p is None else next(views) for p in parts]
 
 
 def failure_weight(
