@@ -73,9 +73,7 @@ class KNN(BaseBaseline):
     captions are not used). No ``predict`` nor ``predict_proba``: a distance
     has no natural threshold and is not a probability.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
-    confidence is higher for more likely correct predictions (AUROC takes the
-    successes as positive).
+    Conventions: docs/conventions.md.
 
     Parameters
     ----------
@@ -215,9 +213,7 @@ class Mahalanobis(BaseBaseline):
     Classification mode only; prediction must use the K candidate texts of
     ``fit``. No ``predict`` nor ``predict_proba``.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
-    confidence is higher for more likely correct predictions (AUROC takes the
-    successes as positive).
+    Conventions: docs/conventions.md.
 
     Parameters
     ----------
@@ -348,9 +344,7 @@ class RelativeMahalanobis(Mahalanobis):
     with their predicted class (see :class:`Mahalanobis`). Classification mode
     only. No ``predict`` nor ``predict_proba``.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
-    confidence is higher for more likely correct predictions (AUROC takes the
-    successes as positive).
+    Conventions: docs/conventions.md.
 
     Parameters
     ----------

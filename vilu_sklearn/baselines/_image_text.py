@@ -170,9 +170,7 @@ class TrustVLM(_TunedImageText):
     prediction must use the K candidate texts of ``fit``. No ``predict`` nor
     ``predict_proba``.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
-    confidence is higher for more likely correct predictions (AUROC takes the
-    successes as positive).
+    Conventions: docs/conventions.md.
 
     Parameters
     ----------
@@ -380,9 +378,7 @@ class ICPE(_TunedImageText):
     Classification mode only; prediction must use the K candidate texts of
     ``fit``. No ``predict`` nor ``predict_proba``.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
-    confidence is higher for more likely correct predictions (AUROC takes the
-    successes as positive).
+    Conventions: docs/conventions.md.
 
     Parameters
     ----------

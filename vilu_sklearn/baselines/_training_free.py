@@ -182,9 +182,7 @@ class MCM(BaseBaseline):
     its role. No ``predict`` nor ``predict_proba``: at ``T = 1`` the score stays
     close to ``1 / K`` and is not a probability of being correct.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
-    confidence is higher for more likely correct predictions (AUROC takes the
-    successes as positive).
+    Conventions: docs/conventions.md.
 
     Parameters
     ----------
