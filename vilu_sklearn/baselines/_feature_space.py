@@ -16,21 +16,25 @@ from sklearn.utils._param_validation import StrOptions
 
 from .._base import FitInputs
 from .._constraints import NumberInterval
-from ._base import CAPTION_CONSTRAINTS, BaseBaseline
+from ._base import (
+    CAPTION_CONSTRAINTS,
+    CLASSIFICATION_TEXTS_DOC,
+    BaseBaseline,
+    fill_doc,
+)
 from ._image_space import image_points, kth_distances, labelled_images
 
 __all__ = ["KNN", "Mahalanobis", "RelativeMahalanobis"]
 
-_CLASSIFICATION_PARAMS = """text_embeddings : array-like of shape (K, d), default=None
-        Candidate text embeddings used when ``fit`` and the prediction methods
-        get no ``X_txt``.
-    mode : {{"classification"}}, default="classification"
-        Only classification mode is supported (caption mode raises an error).
+_CLASSIFICATION_PARAMS = (
+    CLASSIFICATION_TEXTS_DOC
+    + """
     logit_scale : float, default=100.0
         CLIP's temperature; only the zero-shot prediction (an argmax, which
         does not depend on it) is used.
     normalize : bool, default=True
         L2-normalise image and text embeddings."""
+)
 
 _SHARED_ATTRIBUTES = """classes_ : ndarray of shape (2,)
         ``[0, 1]`` for 0/1 labels: the first means the VLM is wrong, the second
@@ -41,12 +45,9 @@ _SHARED_ATTRIBUTES = """classes_ : ndarray of shape (2,)
         Candidate texts seen in ``fit`` (float64)."""
 
 
-def _doc(cls: type) -> type:
-    cls.__doc__ = (cls.__doc__ or "").format(
-        classification_params=_CLASSIFICATION_PARAMS,
-        shared_attributes=_SHARED_ATTRIBUTES,
-    )
-    return cls
+_doc = fill_doc(
+    classification_params=_CLASSIFICATION_PARAMS, shared_attributes=_SHARED_ATTRIBUTES
+)
 
 
 @_doc
