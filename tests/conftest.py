@@ -1,4 +1,9 @@
-"""Shared fixtures: the real-image embeddings of ../shared/data, skipped when absent."""
+"""Shared fixtures.
+
+The real-image embeddings of ../shared/data (skipped when absent) and ``.npz``
+files written in a test's temporary folder. Plain helper functions are in
+``_helpers.py``.
+"""
 
 from __future__ import annotations
 
@@ -28,3 +33,15 @@ def cifar(cifar_npz_path):
     """The shared CIFAR-10 embeddings as a dict of numpy arrays."""
     with np.load(cifar_npz_path, allow_pickle=False) as d:
         return {k: d[k] for k in d.files}
+
+
+@pytest.fixture
+def write_npz(tmp_path):
+    """``write_npz(name="emb.npz", **arrays)``: np.savez to tmp_path, the path."""
+
+    def write(name="emb.npz", **arrays):
+        path = tmp_path / name
+        np.savez(path, **arrays)
+        return path
+
+    return write

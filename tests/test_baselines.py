@@ -8,6 +8,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from _helpers import make_toy
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.optimize import brentq
 from sklearn.base import clone
@@ -233,11 +234,7 @@ def test_trust_score_class_without_members():
 # --- synthetic data ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    X_txt = rng.normal(size=(5, 12))
-    labels = rng.integers(0, 5, size=240)
-    X = X_txt[labels] + rng.normal(scale=2.0, size=(240, 12))
-    y = correctness(X, X_txt, labels)
+    X, X_txt, _, y = make_toy(n=240, K=5, d=12, scale=2.0)
     assert 0.2 < y.mean() < 0.9
     return X, X_txt, y
 
@@ -780,13 +777,8 @@ def test_new_baselines_beat_chance_on_synthetic_data():
 
 # ---------------------------------------------------------------- issue 11
 def _fixed_candidate_data(seed=0):
-    rng = np.random.default_rng(seed)
-    X_txt = rng.normal(size=(4, 8))
-    labels = rng.integers(0, 4, 200)
-    X_img = X_txt[labels] + rng.normal(scale=1.0, size=(200, 8))
-    from vilu_sklearn import correctness
-
-    return X_img, X_txt, correctness(X_img, X_txt, labels)
+    X_img, X_txt, _, y = make_toy(n=200, K=4, d=8, seed=seed, scale=1.0)
+    return X_img, X_txt, y
 
 
 @pytest.mark.parametrize("cls", [bl.TrustScore, bl.RelU])

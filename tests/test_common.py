@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _helpers import STRING_LABELS, MeaningfulLabels
+from _helpers import FAST_VILU, STRING_LABELS, MeaningfulLabels
 from sklearn.utils.estimator_checks import (
     check_param_validation,
     parametrize_with_checks,
@@ -18,18 +18,7 @@ from vilu_sklearn import ViLUClassifier
 from vilu_sklearn import baselines as bl
 from vilu_sklearn._validation import check_embeddings
 
-_FAST = dict(
-    hidden_layer_sizes=(16,),
-    max_epochs=20,
-    optimizer="adamw",
-    lr=1e-2,
-    warmup_epochs=0,
-    batch_size=64,
-    early_stopping=False,
-    dtype="float64",
-    device="cpu",
-    random_state=0,
-)
+_FAST = dict(FAST_VILU, max_epochs=20, batch_size=64)
 
 
 class _GeneratedTexts:
