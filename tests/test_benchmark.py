@@ -248,6 +248,7 @@ def test_cli_shows_progress_by_default_and_not_with_quiet(small_npz, capsys):
     assert json.loads(out)[1]["method"] == "ViLU" and err == ""
 
 
+@pytest.mark.slow  # matplotlib, four figures written as PNG
 def test_cli_plots(tmp_path, small_npz):
     pytest.importorskip("matplotlib")
     plots = tmp_path / "plots"
@@ -280,6 +281,7 @@ def test_cli_errors(small_npz):
     assert main(argv) == 2
 
 
+@pytest.mark.slow  # a fresh interpreter imports the package (and torch)
 def test_python_dash_m_entry_point():
     out = subprocess.run(
         [sys.executable, "-m", "vilu_sklearn", "benchmark", "--help"],

@@ -22,8 +22,9 @@ from vilu_sklearn.datasets import (
     [
         (3000, 10, 512, 0.7),
         (3000, 10, 384, 0.9),
-        (3000, 100, 768, 0.6),
-        (4000, 1000, 512, 0.65),
+        # full-size sets (a CLIP ViT-L width, ImageNet's 1000 classes): slow tier
+        pytest.param(3000, 100, 768, 0.6, marks=pytest.mark.slow),
+        pytest.param(4000, 1000, 512, 0.65, marks=pytest.mark.slow),
         (2000, 3, 64, 0.5),
     ],
 )
@@ -95,6 +96,7 @@ def test_vlm_failures_cluster_in_image_neighbourhoods():
     assert data.modes.max() == 3 and data.backgrounds.max() < 8
 
 
+@pytest.mark.slow  # a full-size set: 4000 images, 100 classes, width 512
 def test_vlm_softmax_mildly_over_confident():
     data = make_vlm_embeddings(4000, 100, 512, accuracy=0.62, random_state=0)
     _, P = zero_shot_predict(data.X_img, data.X_txt, logit_scale=100.0)
