@@ -117,6 +117,7 @@ def test_benchmark_type_depends_on_as_frame_only(small, monkeypatch):
     assert isinstance(benchmark(*args, n_resamples=0, as_frame=False), list)
 
 
+@pytest.mark.slow  # ViLU (default size) and MSP through benchmark, caption mode
 def test_benchmark_caption_mode():
     d = make_caption_embeddings(
         600, 32, retrieval_accuracy=0.6, group_size=100, random_state=0
@@ -199,6 +200,7 @@ def test_methods_are_matched_case_insensitively():
         _select_methods(ests, "MSP,Foo")
 
 
+@pytest.mark.slow  # CLI end to end with ViLU (default size); progress test below
 def test_cli_on_a_small_npz(tmp_path, small, write_npz, capsys):
     path = write_npz(
         X_img_train=small.X_img[:600],
