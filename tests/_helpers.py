@@ -1,14 +1,45 @@
-"""Test-only helpers shared by the estimator-check modules."""
+"""Test-only helpers shared by the test modules (plain functions and mixins).
+
+Fixtures live in ``conftest.py``.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+from vilu_sklearn import correctness
 
 STRING_LABELS = (
     "string labels such as 'one'/'two' say nothing about which means 'the VLM "
     "was right': y_correct refuses them (issue 11, defect 6); map them first, "
     "e.g. y_correct = (labels == 'correct')"
 )
+
+# a small deterministic ViLU: float64 on the CPU, AdamW without warm-up or early
+# stopping (add max_epochs)
+FAST_VILU = dict(
+    hidden_layer_sizes=(16,),
+    optimizer="adamw",
+    lr=1e-2,
+    warmup_epochs=0,
+    early_stopping=False,
+    dtype="float64",
+    device="cpu",
+    random_state=0,
+)
+
+
+def make_toy(n=400, K=5, d=16, seed=0, scale=1.4):
+    """Gaussian blobs around K random class prompts: ``X_img, X_txt, labels, y``.
+
+    ``X_img[i] = X_txt[labels[i]] + N(0, scale**2 I)``; ``y`` is the zero-shot
+    correctness (cosine argmax). The same arguments give the same arrays.
+    """
+    rng = np.random.default_rng(seed)
+    X_txt = rng.normal(size=(K, d))
+    labels = rng.integers(0, K, size=n)
+    X_img = X_txt[labels] + rng.normal(scale=scale, size=(n, d))
+    return X_img, X_txt, labels, correctness(X_img, X_txt, labels)
 
 
 def _as_correctness(y):

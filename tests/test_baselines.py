@@ -8,8 +8,10 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from _helpers import make_toy
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.optimize import brentq
+from scipy.spatial.distance import cdist
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
@@ -53,11 +55,20 @@ P = np.array([8, 16, 1]) / 25
 Q = np.array([32, 1, 1]) / 34
 
 
+# what the tests over ALL check does not depend on LVU's network size
+_CHEAP = {bl.LVU: dict(hidden_layer_sizes=(16,), max_epochs=3)}
+
+
+def _make(cls, **params):
+    """``cls(**params)``, with a small network and few epochs for LVU."""
+    return cls(**{**_CHEAP.get(cls, {}), **params})
+
+
 def _scaled(cls, scale, **params):
     """``cls`` at a logit scale (MCM: at the temperature 1 / scale)."""
     if cls is bl.MCM:
-        return cls(temperature=1 / scale, **params)
-    return cls(logit_scale=scale, **params)
+        return _make(cls, temperature=1 / scale, **params)
+    return _make(cls, logit_scale=scale, **params)
 
 
 def _fit(est, X=X_HAND, X_txt=X_TXT3, y=Y_HAND):
@@ -233,11 +244,7 @@ def test_trust_score_class_without_members():
 # --- synthetic data ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    X_txt = rng.normal(size=(5, 12))
-    labels = rng.integers(0, 5, size=240)
-    X = X_txt[labels] + rng.normal(scale=2.0, size=(240, 12))
-    y = correctness(X, X_txt, labels)
+    X, X_txt, _, y = make_toy(n=240, K=5, d=12, scale=2.0)
     assert 0.2 < y.mean() < 0.9
     return X, X_txt, y
 
@@ -245,8 +252,8 @@ def data():
 @pytest.mark.parametrize("cls", ALL)
 def test_call_forms_agree(cls, data):
     X, X_txt, y = data
-    three = cls().fit(X, X_txt, y)
-    two = cls(text_embeddings=X_txt).fit(X, y)
+    three = _make(cls).fit(X, X_txt, y)
+    two = _make(cls, text_embeddings=X_txt).fit(X, y)
     expected = three.decision_function(X)
     assert_array_equal(two.decision_function(X), expected)
     assert_array_equal(three.decision_function(X, X_txt), expected)
@@ -272,8 +279,9 @@ def test_input_dtypes_and_pickle(cls, data):
 @pytest.mark.parametrize("cls", ALL)
 def test_chunking_is_exact(cls, data):
     X, X_txt, y = data
-    one_shot = cls(predict_batch_size=10_000).fit(X, X_txt, y).decision_function(X)
-    chunked = cls(predict_batch_size=7).fit(X, X_txt, y).decision_function(X)
+    one_shot = _make(cls, predict_batch_size=10_000).fit(X, X_txt, y)
+    chunked = _make(cls, predict_batch_size=7).fit(X, X_txt, y)
+    one_shot, chunked = one_shot.decision_function(X), chunked.decision_function(X)
     assert_allclose(chunked, one_shot, rtol=1e-12, atol=1e-12)
 
 
@@ -285,7 +293,9 @@ def test_prediction_memory_is_bounded(cls):
     X_txt = rng.normal(size=(400, 8)).astype(np.float32)
     X = rng.normal(size=(20_000, 8)).astype(np.float32)
     y = np.arange(20_000) % 2
-    est = cls(predict_batch_size=500).fit(X[:1000], X_txt, y[:1000])
+    # RelU: fixed hyper-parameters, as tuning them does not touch prediction
+    fixed = dict(temperature=1.0, lbd=0.5) if cls is bl.RelU else {}
+    est = cls(predict_batch_size=500, **fixed).fit(X[:1000], X_txt, y[:1000])
     tracemalloc.start()
     est.decision_function(X)
     peak = tracemalloc.get_traced_memory()[1]
@@ -608,7 +618,7 @@ def test_knn_large_reference_is_exact_and_bounded():
     ref = _unit(rng.normal(size=(3000, 16)))
     X = _unit(rng.normal(size=(700, 16)))
     est = bl.KNN(k=7).fit(ref, rng.normal(size=(2, 16)), np.arange(3000) % 2)
-    full = np.linalg.norm(X[:, None, :] - ref[None, :, :], axis=2)
+    full = cdist(X, ref)  # float64 Euclidean distances, computed directly
     assert_allclose(-est.decision_function(X), np.sort(full, axis=1)[:, 6], rtol=1e-9)
 
 
@@ -758,6 +768,7 @@ def test_lvu_keeps_no_subnormal_weights(data, monkeypatch):
     assert len(calls) == 2 * math.ceil(len(y) / 64)
 
 
+@pytest.mark.slow  # seven baselines fitted on 2000 synthetic images
 def test_new_baselines_beat_chance_on_synthetic_data():
     from vilu_sklearn.datasets import make_vlm_embeddings
 
@@ -780,13 +791,8 @@ def test_new_baselines_beat_chance_on_synthetic_data():
 
 # ---------------------------------------------------------------- issue 11
 def _fixed_candidate_data(seed=0):
-    rng = np.random.default_rng(seed)
-    X_txt = rng.normal(size=(4, 8))
-    labels = rng.integers(0, 4, 200)
-    X_img = X_txt[labels] + rng.normal(scale=1.0, size=(200, 8))
-    from vilu_sklearn import correctness
-
-    return X_img, X_txt, correctness(X_img, X_txt, labels)
+    X_img, X_txt, _, y = make_toy(n=200, K=4, d=8, seed=seed, scale=1.0)
+    return X_img, X_txt, y
 
 
 @pytest.mark.parametrize("cls", [bl.TrustScore, bl.RelU])

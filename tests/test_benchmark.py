@@ -22,6 +22,12 @@ def small():
     return make_vlm_embeddings(900, 8, 32, accuracy=0.7, random_state=0)
 
 
+@pytest.fixture
+def small_npz(small, write_npz):
+    """``small`` as an ``.npz`` file (X_img, y, X_txt) for the CLI."""
+    return write_npz(X_img=small.X_img, y=small.labels, X_txt=small.X_txt)
+
+
 def _split(d, n_train=600):
     return (
         d.X_img[:n_train],
@@ -111,6 +117,7 @@ def test_benchmark_type_depends_on_as_frame_only(small, monkeypatch):
     assert isinstance(benchmark(*args, n_resamples=0, as_frame=False), list)
 
 
+@pytest.mark.slow  # ViLU (default size) and MSP through benchmark, caption mode
 def test_benchmark_caption_mode():
     d = make_caption_embeddings(
         600, 32, retrieval_accuracy=0.6, group_size=100, random_state=0
@@ -193,10 +200,9 @@ def test_methods_are_matched_case_insensitively():
         _select_methods(ests, "MSP,Foo")
 
 
-def test_cli_on_a_small_npz(tmp_path, small, capsys):
-    path = tmp_path / "emb.npz"
-    np.savez(
-        path,
+@pytest.mark.slow  # CLI end to end with ViLU (default size); progress test below
+def test_cli_on_a_small_npz(tmp_path, small, write_npz, capsys):
+    path = write_npz(
         X_img_train=small.X_img[:600],
         y_train=small.labels[:600],
         X_img_test=small.X_img[600:],
@@ -229,11 +235,9 @@ def test_cli_on_a_small_npz(tmp_path, small, capsys):
     assert json.loads(capsys.readouterr().out)[0]["method"] == "MSP"
 
 
-def test_cli_shows_progress_by_default_and_not_with_quiet(tmp_path, small, capsys):
+def test_cli_shows_progress_by_default_and_not_with_quiet(small_npz, capsys):
     """Which method runs, how long it took and ViLU's epochs, all on stderr."""
-    path = tmp_path / "emb.npz"
-    np.savez(path, X_img=small.X_img, y=small.labels, X_txt=small.X_txt)
-    argv = ["benchmark", "--data", str(path), "--methods", "MSP,ViLU"]
+    argv = ["benchmark", "--data", str(small_npz), "--methods", "MSP,ViLU"]
     argv += ["--max-epochs", "2", "--n-resamples", "0", "--format", "json"]
     assert main(argv) == 0
     out, err = capsys.readouterr()
@@ -246,16 +250,15 @@ def test_cli_shows_progress_by_default_and_not_with_quiet(tmp_path, small, capsy
     assert json.loads(out)[1]["method"] == "ViLU" and err == ""
 
 
-def test_cli_plots(tmp_path, small):
+@pytest.mark.slow  # matplotlib, four figures written as PNG
+def test_cli_plots(tmp_path, small_npz):
     pytest.importorskip("matplotlib")
-    path = tmp_path / "emb.npz"
-    np.savez(path, X_img=small.X_img, y=small.labels, X_txt=small.X_txt)
     plots = tmp_path / "plots"
     main(
         [
             "benchmark",
             "--data",
-            str(path),
+            str(small_npz),
             "--methods",
             "MSP,Entropy",
             "--n-resamples",
@@ -275,12 +278,12 @@ def test_cli_plots(tmp_path, small):
     assert all((plots / name).stat().st_size > 1000 for name in written)
 
 
-def test_cli_errors(tmp_path, small):
-    path = tmp_path / "emb.npz"
-    np.savez(path, X_img=small.X_img, y=small.labels, X_txt=small.X_txt)
-    assert main(["benchmark", "--data", str(path), "--methods", "NotAMethod"]) == 2
+def test_cli_errors(small_npz):
+    argv = ["benchmark", "--data", str(small_npz), "--methods", "NotAMethod"]
+    assert main(argv) == 2
 
 
+@pytest.mark.slow  # a fresh interpreter imports the package (and torch)
 def test_python_dash_m_entry_point():
     out = subprocess.run(
         [sys.executable, "-m", "vilu_sklearn", "benchmark", "--help"],
@@ -357,10 +360,9 @@ def test_benchmark_certified_coverage_and_paired_comparison(small):
     assert parsed[2]["paired_vs"] == best["method"]
 
 
-def test_cli_target_risk_and_delta(tmp_path, small, capsys):
-    path = tmp_path / "emb.npz"
-    np.savez(
-        path, X_img=small.X_img, y=small.labels, X_txt=small.X_txt, logit_scale=50.0
+def test_cli_target_risk_and_delta(small, write_npz, capsys):
+    path = write_npz(
+        X_img=small.X_img, y=small.labels, X_txt=small.X_txt, logit_scale=50.0
     )
     args = ["benchmark", "--data", str(path), "--methods", "MSP,DOCTOR", "--quiet"]
     main([*args, "--n-resamples", "10", "--target-risk", "0.25", "--delta", "0.2"])

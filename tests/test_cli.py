@@ -80,17 +80,16 @@ def test_table_printed_before_a_failing_write(npz, capsys, tmp_path, monkeypatch
     assert "could not write --output" in err
 
 
-def test_caption_mode_checks_row_counts(capsys, tmp_path):
+def test_caption_mode_checks_row_counts(capsys, write_npz):
     # defect 12: extra captions were dropped, fewer gave an IndexError
     d = make_caption_embeddings(60, 32, random_state=0)
     for X_txt in (d.X_txt[:50], np.vstack([d.X_txt, d.X_txt[:5]])):
-        path = tmp_path / "cap.npz"
-        np.savez(path, X_img=d.X_img, X_txt=X_txt)
+        path = write_npz("cap.npz", X_img=d.X_img, X_txt=X_txt)
         code, out, err = _run(capsys, "--data", str(path), "--mode", "caption")
         _one_line_error(code, err, "row by row")
 
 
-def test_bad_files_one_line_exit_2(capsys, tmp_path):
+def test_bad_files_one_line_exit_2(capsys, tmp_path, write_npz):
     # defect 17: tracebacks and misleading messages for bad files
     text = tmp_path / "notes.npz"
     text.write_text("hello, not numpy\n")
@@ -105,8 +104,9 @@ def test_bad_files_one_line_exit_2(capsys, tmp_path):
     _one_line_error(code, err, "no such file")
     code, out, err = _run(capsys, "--data", str(tmp_path))
     _one_line_error(code, err, "--data")
-    bad = tmp_path / "bad.npz"
-    np.savez(bad, X_img=np.ones((5, 3)), X_txt=np.ones((2, 4)), y=np.zeros(5, int))
+    bad = write_npz(
+        "bad.npz", X_img=np.ones((5, 3)), X_txt=np.ones((2, 4)), y=np.zeros(5, int)
+    )
     code, out, err = _run(capsys, "--data", str(bad))
     _one_line_error(code, err, "dimension")
     assert os.path.exists(bad)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _helpers import STRING_LABELS, MeaningfulLabels
+from _helpers import FAST_VILU, STRING_LABELS, MeaningfulLabels
 from sklearn.utils.estimator_checks import (
     check_param_validation,
     parametrize_with_checks,
@@ -18,18 +18,7 @@ from vilu_sklearn import ViLUClassifier
 from vilu_sklearn import baselines as bl
 from vilu_sklearn._validation import check_embeddings
 
-_FAST = dict(
-    hidden_layer_sizes=(16,),
-    max_epochs=20,
-    optimizer="adamw",
-    lr=1e-2,
-    warmup_epochs=0,
-    batch_size=64,
-    early_stopping=False,
-    dtype="float64",
-    device="cpu",
-    random_state=0,
-)
+_FAST = dict(FAST_VILU, max_epochs=20, batch_size=64)
 
 
 class _GeneratedTexts:
@@ -140,7 +129,9 @@ ESTIMATORS = [
     _MaxLogit(logit_scale=10.0),
     _Margin(logit_scale=10.0),
     _TemperatureScaling(logit_scale=10.0),
-    _RelU(logit_scale=10.0),
+    # a fixed temperature: 11 candidates to tune instead of 77 (the full grid
+    # is checked in the slow tier)
+    _RelU(temperature=1.0, logit_scale=10.0),
     _TrustScore(k=3, logit_scale=10.0),
     _TrustScore(k=3, alpha=0.1, logit_scale=10.0),
     _MCM(),
@@ -155,8 +146,10 @@ ESTIMATORS = [
     _LVU(hidden_layer_sizes=(8,), max_epochs=3, logit_scale=10.0),
 ]
 # The long variants, checked in the slow tier (`pytest -m slow`): ViLU with its
-# attention and predicted-text inputs costs about twice the visual-only head above.
+# attention and predicted-text inputs costs about twice the visual-only head above;
+# RelU tuning both its temperature and lbd costs 7 times the variant above.
 SLOW_ESTIMATORS = [
+    _RelU(logit_scale=10.0),
     _ViLUWithGeneratedTexts(**_FAST),
     _ViLUWithGeneratedTexts(
         attention="paper", n_heads=1, posterior_head=False, **_FAST

@@ -22,8 +22,9 @@ from vilu_sklearn.datasets import (
     [
         (3000, 10, 512, 0.7),
         (3000, 10, 384, 0.9),
-        (3000, 100, 768, 0.6),
-        (4000, 1000, 512, 0.65),
+        # full-size sets (a CLIP ViT-L width, ImageNet's 1000 classes): slow tier
+        pytest.param(3000, 100, 768, 0.6, marks=pytest.mark.slow),
+        pytest.param(4000, 1000, 512, 0.65, marks=pytest.mark.slow),
         (2000, 3, 64, 0.5),
     ],
 )
@@ -95,6 +96,7 @@ def test_vlm_failures_cluster_in_image_neighbourhoods():
     assert data.modes.max() == 3 and data.backgrounds.max() < 8
 
 
+@pytest.mark.slow  # a full-size set: 4000 images, 100 classes, width 512
 def test_vlm_softmax_mildly_over_confident():
     data = make_vlm_embeddings(4000, 100, 512, accuracy=0.62, random_state=0)
     _, P = zero_shot_predict(data.X_img, data.X_txt, logit_scale=100.0)
@@ -183,12 +185,10 @@ def _arrays(rng, n=12, K=3, d=8):
     }
 
 
-def test_load_embeddings_roundtrip(tmp_path):
+def test_load_embeddings_roundtrip(write_npz):
     rng = np.random.default_rng(0)
     arrays = _arrays(rng)
-    path = tmp_path / "emb.npz"
-    np.savez(
-        path,
+    path = write_npz(
         **arrays,
         y_correct=np.ones(12, np.int64),
         logit_scale=50.0,
@@ -246,23 +246,22 @@ def test_load_embeddings_shared_cifar(cifar_npz_path):
         ({"y_correct": np.full(12, 2)}, "binary"),
     ],
 )
-def test_load_embeddings_errors(tmp_path, change, match):
+def test_load_embeddings_errors(write_npz, change, match):
     arrays = _arrays(np.random.default_rng(0))
     for key, value in change.items():
         if value is None:
             arrays.pop(key)
         else:
             arrays[key] = value
-    path = tmp_path / "bad.npz"
-    np.savez(path, **arrays)
+    path = write_npz("bad.npz", **arrays)
     with pytest.raises(ValueError, match=match):
         load_embeddings(path)
 
 
-def test_load_embeddings_refuses_pickles_and_bad_files(tmp_path):
+def test_load_embeddings_refuses_pickles_and_bad_files(tmp_path, write_npz):
     arrays = _arrays(np.random.default_rng(0))
-    path = tmp_path / "pickled.npz"
-    np.savez(path, **arrays, classes=np.array([{"a": 1}, 2, 3], dtype=object))
+    classes = np.array([{"a": 1}, 2, 3], dtype=object)
+    path = write_npz("pickled.npz", **arrays, classes=classes)
     with pytest.raises(ValueError, match="pickled"):
         load_embeddings(path)
     with pytest.raises(FileNotFoundError, match="missing.npz"):
@@ -273,14 +272,11 @@ def test_load_embeddings_refuses_pickles_and_bad_files(tmp_path):
     np.save(tmp_path / "single.npy", np.zeros((2, 2)))
     with pytest.raises(ValueError, match="load_npy_embeddings"):
         load_embeddings(tmp_path / "single.npy")
-    np.savez(
-        tmp_path / "orphan.npz",
-        X_img=arrays["X_img"],
-        X_txt=arrays["X_txt"],
-        y_test=arrays["y"],
+    orphan = write_npz(
+        "orphan.npz", X_img=arrays["X_img"], X_txt=arrays["X_txt"], y_test=arrays["y"]
     )
     with pytest.raises(ValueError, match="'y_test' but no 'X_img_test'"):
-        load_embeddings(tmp_path / "orphan.npz")
+        load_embeddings(orphan)
 
 
 def test_load_npy_embeddings_memmap(tmp_path):

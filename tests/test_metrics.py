@@ -533,7 +533,10 @@ def test_scorer_with_predict_proba_only(clf_data):
     assert auroc_scorer(nb, X, y) == pytest.approx(expected)
 
 
-def test_grid_search_by_name_and_object(clf_data):
+# n_jobs=2 also sends the scorers to worker processes; starting them (each
+# imports the package and torch) is what makes that variant slow
+@pytest.mark.parametrize("n_jobs", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_grid_search_by_name_and_object(clf_data, n_jobs):
     X, y = clf_data
     search = GridSearchCV(
         LogisticRegression(),
@@ -541,7 +544,7 @@ def test_grid_search_by_name_and_object(clf_data):
         scoring={"auroc": get_scorer("auroc"), "fpr": neg_fpr_at_95tpr_scorer},
         refit="auroc",
         cv=3,
-        n_jobs=2,
+        n_jobs=n_jobs,
     )
     search.fit(X, y)
     assert np.all(search.cv_results_["mean_test_auroc"] > 0.5)

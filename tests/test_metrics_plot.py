@@ -137,6 +137,7 @@ def test_clear_error_without_matplotlib(monkeypatch):
         RiskCoverageDisplay.from_predictions([1, 0], [0.9, 0.1])
 
 
+@pytest.mark.slow  # a fresh interpreter imports the package (and torch)
 def test_metrics_import_does_not_import_matplotlib():
     import subprocess
     import sys

@@ -8,9 +8,10 @@ import pickle
 
 import numpy as np
 import pytest
+from _helpers import make_toy
 
 import vilu_sklearn
-from vilu_sklearn import ViLUClassifier, correctness
+from vilu_sklearn import ViLUClassifier
 from vilu_sklearn import baselines as bl
 from vilu_sklearn._base import FailurePredictorMixin
 from vilu_sklearn._safetensors import read_safetensors, write_safetensors
@@ -31,11 +32,8 @@ def _package_estimator_classes():
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    X_txt = rng.normal(size=(4, 8))
-    labels = rng.integers(0, 4, 120)
-    X_img = X_txt[labels] + rng.normal(size=(120, 8))
-    return X_img, X_txt, correctness(X_img, X_txt, labels)
+    X_img, X_txt, _, y = make_toy(n=120, K=4, d=8, scale=1.0)
+    return X_img, X_txt, y
 
 
 def _make(cls):

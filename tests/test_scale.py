@@ -18,6 +18,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from _helpers import make_toy
 
 from vilu_sklearn import ViLUClassifier
 
@@ -242,10 +243,7 @@ def dask_client():
 
 @pytest.fixture(scope="module")
 def fitted():
-    rng = np.random.default_rng(0)
-    T = rng.normal(size=(6, 16))
-    labels = rng.integers(0, 6, 400)
-    X = T[labels] + rng.normal(scale=1.5, size=(400, 16))
+    X, T, labels, _ = make_toy(n=400, K=6, d=16, scale=1.5)
     y = (np.argmax(X @ T.T, axis=1) == labels).astype(int)
     clf = ViLUClassifier(
         hidden_layer_sizes=(8,),

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-from _helpers import STRING_LABELS, MeaningfulLabels
+from _helpers import FAST_VILU, STRING_LABELS, MeaningfulLabels
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binom
@@ -263,17 +263,7 @@ def data():
     return d, correctness(d.X_img, d.X_txt, d.labels)
 
 
-_FAST = dict(
-    hidden_layer_sizes=(16,),
-    max_epochs=5,
-    optimizer="adamw",
-    lr=1e-2,
-    warmup_epochs=0,
-    early_stopping=False,
-    dtype="float64",
-    device="cpu",
-    random_state=0,
-)
+_FAST = dict(FAST_VILU, max_epochs=5)
 
 
 def test_both_call_forms_agree(data):

@@ -10,6 +10,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from _helpers import make_toy
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import (
@@ -40,14 +41,6 @@ FAST = dict(
     warmup_epochs=0,
     random_state=0,
 )
-
-
-def make_toy(n=400, K=5, d=16, seed=0, scale=1.4):
-    rng = np.random.default_rng(seed)
-    X_txt = rng.normal(size=(K, d))
-    labels = rng.integers(0, K, size=n)
-    X_img = X_txt[labels] + rng.normal(scale=scale, size=(n, d))
-    return X_img, X_txt, labels, correctness(X_img, X_txt, labels)
 
 
 @pytest.fixture(scope="module")

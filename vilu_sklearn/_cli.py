@@ -291,20 +291,7 @@ def _benchmark_command(args: argparse.Namespace) -> int:
         )
     text = format_table(table, args.format)
     if args.format == "markdown":
-        acc = table[0]["accuracy"] if table else float("nan")
-        text = (
-            f"Failure prediction on {data['description']}\n"
-            f"VLM accuracy on the test split: {100 * acc:.1f} % "
-            f"(logit_scale {logit_scale:g})\n"
-            "Metrics in %, with 95 % bootstrap intervals "
-            f"({args.n_resamples} resamples); AUROC and FPR95 take correct "
-            "predictions as positives, AUPR-err failures; AURC x 100. "
-            f"Cov@{100 * args.target_risk:g}%✓: share of test predictions "
-            "accepted by the threshold that Learn-Then-Test certifies from the "
-            f"test split for a selective risk <= {args.target_risk:g} with "
-            f"probability >= {1 - args.delta:g} (vilu_sklearn.selective)."
-            f"{_labels_note(args, data)}\n\n" + text
-        )
+        text = _markdown_header(table, data, logit_scale, args) + text
     print(text, flush=True)  # first: a failing --output must not lose the run
     status = 0
     if args.output:
@@ -321,6 +308,26 @@ def _benchmark_command(args: argparse.Namespace) -> int:
             log(f"wrote {path}")
     log(f"total wall time {time.perf_counter() - started:.1f} s")
     return status
+
+
+def _markdown_header(
+    table: list, data: dict[str, Any], logit_scale: float, args: argparse.Namespace
+) -> str:
+    """What the markdown table shows: the data, the VLM accuracy, the metrics."""
+    acc = table[0]["accuracy"] if table else float("nan")
+    return (
+        f"Failure prediction on {data['description']}\n"
+        f"VLM accuracy on the test split: {100 * acc:.1f} % "
+        f"(logit_scale {logit_scale:g})\n"
+        "Metrics in %, with 95 % bootstrap intervals "
+        f"({args.n_resamples} resamples); AUROC and FPR95 take correct "
+        "predictions as positives, AUPR-err failures; AURC x 100. "
+        f"Cov@{100 * args.target_risk:g}%✓: share of test predictions "
+        "accepted by the threshold that Learn-Then-Test certifies from the "
+        f"test split for a selective risk <= {args.target_risk:g} with "
+        f"probability >= {1 - args.delta:g} (vilu_sklearn.selective)."
+        f"{_labels_note(args, data)}\n\n"
+    )
 
 
 def _check_output_path(option: str, value: str, *, directory: bool) -> None:

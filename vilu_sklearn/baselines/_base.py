@@ -15,7 +15,7 @@ float64), so scores only depend on the input values.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -31,9 +31,31 @@ __all__: list[str] = []
 # constraints of the parameters with caption mode (training-free baselines)
 CAPTION_CONSTRAINTS: dict[str, list[Any]] = {"caption_group_size": [positive_int()]}
 
+# numpydoc entries of the classification-only baselines (see fill_doc)
+CLASSIFICATION_TEXTS_DOC = """text_embeddings : array-like of shape (K, d), default=None
+        Candidate text embeddings used when ``fit`` and the prediction methods
+        get no ``X_txt``.
+    mode : {"classification"}, default="classification"
+        Only classification mode is supported (caption mode raises an error)."""
+
 # elements of one (rows, K) float64 block of logits: 2**21 = 16 MiB
 _BLOCK_ELEMENTS = 1 << 21
 _MAX_ROWS = 8192
+
+
+def fill_doc(**sections: str) -> Callable[[type], type]:
+    """Class decorator: fill the ``{name}`` fields of the docstring with sections.
+
+    The docstring is a ``str.format`` template (literal braces doubled), filled
+    at import, so ``help()`` shows the full text; the documentation site reads
+    it at run time too (docs/hooks/runtime_docstrings.py).
+    """
+
+    def fill(cls: type) -> type:
+        cls.__doc__ = (cls.__doc__ or "").format(**sections)
+        return cls
+
+    return fill
 
 
 def check_positive(value: Any, name: str) -> float:

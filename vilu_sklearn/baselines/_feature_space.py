@@ -16,21 +16,25 @@ from sklearn.utils._param_validation import StrOptions
 
 from .._base import FitInputs
 from .._constraints import NumberInterval
-from ._base import CAPTION_CONSTRAINTS, BaseBaseline
+from ._base import (
+    CAPTION_CONSTRAINTS,
+    CLASSIFICATION_TEXTS_DOC,
+    BaseBaseline,
+    fill_doc,
+)
 from ._image_space import image_points, kth_distances, labelled_images
 
 __all__ = ["KNN", "Mahalanobis", "RelativeMahalanobis"]
 
-_CLASSIFICATION_PARAMS = """text_embeddings : array-like of shape (K, d), default=None
-        Candidate text embeddings used when ``fit`` and the prediction methods
-        get no ``X_txt``.
-    mode : {{"classification"}}, default="classification"
-        Only classification mode is supported (caption mode raises an error).
+_CLASSIFICATION_PARAMS = (
+    CLASSIFICATION_TEXTS_DOC
+    + """
     logit_scale : float, default=100.0
         CLIP's temperature; only the zero-shot prediction (an argmax, which
         does not depend on it) is used.
     normalize : bool, default=True
         L2-normalise image and text embeddings."""
+)
 
 _SHARED_ATTRIBUTES = """classes_ : ndarray of shape (2,)
         ``[0, 1]`` for 0/1 labels: the first means the VLM is wrong, the second
@@ -41,12 +45,9 @@ _SHARED_ATTRIBUTES = """classes_ : ndarray of shape (2,)
         Candidate texts seen in ``fit`` (float64)."""
 
 
-def _doc(cls: type) -> type:
-    cls.__doc__ = (cls.__doc__ or "").format(
-        classification_params=_CLASSIFICATION_PARAMS,
-        shared_attributes=_SHARED_ATTRIBUTES,
-    )
-    return cls
+_doc = fill_doc(
+    classification_params=_CLASSIFICATION_PARAMS, shared_attributes=_SHARED_ATTRIBUTES
+)
 
 
 @_doc
@@ -73,9 +74,7 @@ class KNN(BaseBaseline):
     captions are not used). No ``predict`` nor ``predict_proba``: a distance
     has no natural threshold and is not a probability.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
-    confidence is higher for more likely correct predictions (AUROC takes the
-    successes as positive).
+    Conventions: docs/conventions.md.
 
     Parameters
     ----------
@@ -215,9 +214,7 @@ class Mahalanobis(BaseBaseline):
     Classification mode only; prediction must use the K candidate texts of
     ``fit``. No ``predict`` nor ``predict_proba``.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
-    confidence is higher for more likely correct predictions (AUROC takes the
-    successes as positive).
+    Conventions: docs/conventions.md.
 
     Parameters
     ----------
@@ -348,9 +345,7 @@ class RelativeMahalanobis(Mahalanobis):
     with their predicted class (see :class:`Mahalanobis`). Classification mode
     only. No ``predict`` nor ``predict_proba``.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
-    confidence is higher for more likely correct predictions (AUROC takes the
-    successes as positive).
+    Conventions: docs/conventions.md.
 
     Parameters
     ----------

@@ -17,7 +17,12 @@ from sklearn.utils._param_validation import StrOptions
 
 from .._base import FitInputs
 from .._constraints import NumberInterval
-from ._base import BaseBaseline, softmax_inplace
+from ._base import (
+    CLASSIFICATION_TEXTS_DOC,
+    BaseBaseline,
+    fill_doc,
+    softmax_inplace,
+)
 from ._image_space import (
     best_by_auroc,
     image_points,
@@ -27,6 +32,15 @@ from ._image_space import (
 from ._training_free import max_softmax_inplace
 
 __all__ = ["TrustVLM", "ICPE"]
+
+_CLASSIFICATION_PARAMS = (
+    CLASSIFICATION_TEXTS_DOC
+    + """
+    logit_scale : float, default=100.0
+        CLIP's temperature: ``softmax(logit_scale * cos)``.
+    normalize : bool, default=True
+        L2-normalise image and text embeddings."""
+)
 
 _TUNED_PARAMS = """validation_fraction : float in (0, 1), default=0.2
         Share of the training data held out (stratified by ``y_correct``) to
@@ -51,13 +65,12 @@ _CLASS_SETS = """Class labels: the papers average (TrustVLM) or model (ICPE) lab
     labelled with its predicted class (which is then its true class)."""
 
 
-def _doc(cls: type) -> type:
-    cls.__doc__ = (cls.__doc__ or "").format(
-        tuned_params=_TUNED_PARAMS,
-        shared_attributes=_SHARED_ATTRIBUTES,
-        class_sets=_CLASS_SETS,
-    )
-    return cls
+_doc = fill_doc(
+    classification_params=_CLASSIFICATION_PARAMS,
+    tuned_params=_TUNED_PARAMS,
+    shared_attributes=_SHARED_ATTRIBUTES,
+    class_sets=_CLASS_SETS,
+)
 
 
 class _TunedImageText(BaseBaseline):
@@ -170,21 +183,11 @@ class TrustVLM(_TunedImageText):
     prediction must use the K candidate texts of ``fit``. No ``predict`` nor
     ``predict_proba``.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
-    confidence is higher for more likely correct predictions (AUROC takes the
-    successes as positive).
+    Conventions: docs/conventions.md.
 
     Parameters
     ----------
-    text_embeddings : array-like of shape (K, d), default=None
-        Candidate text embeddings used when ``fit`` and the prediction methods
-        get no ``X_txt``.
-    mode : {{"classification"}}, default="classification"
-        Only classification mode is supported (caption mode raises an error).
-    logit_scale : float, default=100.0
-        CLIP's temperature: ``softmax(logit_scale * cos)``.
-    normalize : bool, default=True
-        L2-normalise image and text embeddings.
+    {classification_params}
     lbd : float >= 0 or "auto", default="auto"
         Weight of the image-image similarity (``"auto"``: tuned).
     {tuned_params}
@@ -380,21 +383,11 @@ class ICPE(_TunedImageText):
     Classification mode only; prediction must use the K candidate texts of
     ``fit``. No ``predict`` nor ``predict_proba``.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
-    confidence is higher for more likely correct predictions (AUROC takes the
-    successes as positive).
+    Conventions: docs/conventions.md.
 
     Parameters
     ----------
-    text_embeddings : array-like of shape (K, d), default=None
-        Candidate text embeddings used when ``fit`` and the prediction methods
-        get no ``X_txt``.
-    mode : {{"classification"}}, default="classification"
-        Only classification mode is supported (caption mode raises an error).
-    logit_scale : float, default=100.0
-        CLIP's temperature: ``softmax(logit_scale * cos)``.
-    normalize : bool, default=True
-        L2-normalise image and text embeddings.
+    {classification_params}
     n_components : int or "auto", default="auto"
         PCA rank (capped as above; ``"auto"``: tuned).
     reg_covar : float, default=1e-8

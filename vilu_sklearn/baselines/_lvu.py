@@ -78,9 +78,7 @@ class LVU(ThresholdPredictMixin, BaseBaseline):
     mode only: ``fit`` needs the candidate texts for the TCP target, prediction
     does not use them.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
-    confidence is higher for more likely correct predictions (AUROC takes the
-    successes as positive).
+    Conventions: docs/conventions.md.
 
     Parameters
     ----------

@@ -13,12 +13,18 @@ from sklearn.utils._param_validation import StrOptions
 
 from .._base import FitInputs
 from .._constraints import NumberInterval
-from ._base import BaseBaseline, softmax_inplace
+from ._base import (
+    CLASSIFICATION_TEXTS_DOC,
+    BaseBaseline,
+    fill_doc,
+    softmax_inplace,
+)
 from ._image_space import best_by_auroc, validation_split
 
 __all__ = ["RelU"]
 
 
+@fill_doc(classification_texts=CLASSIFICATION_TEXTS_DOC)
 class RelU(BaseBaseline):
     """Rel-U: confidence ``-p^T D p`` with a class-pair matrix ``D`` learned in fit.
 
@@ -60,11 +66,7 @@ class RelU(BaseBaseline):
 
     Parameters
     ----------
-    text_embeddings : array-like of shape (K, d), default=None
-        Candidate text embeddings used when ``fit`` and the prediction methods
-        get no ``X_txt``.
-    mode : {"classification"}, default="classification"
-        Only classification mode is supported (caption mode raises an error).
+    {classification_texts}
     logit_scale : float, default=100.0
         CLIP's temperature (100 for OpenAI CLIP): ``p`` is
         ``softmax(logit_scale * cos(X_img, X_txt))``.

@@ -10,11 +10,17 @@ from scipy.optimize import minimize_scalar
 
 from .._base import FitInputs
 from .._constraints import PositiveRealPair
-from ._base import BaseBaseline, ThresholdPredictMixin
+from ._base import (
+    CLASSIFICATION_TEXTS_DOC,
+    BaseBaseline,
+    ThresholdPredictMixin,
+    fill_doc,
+)
 
 __all__ = ["TemperatureScaling"]
 
 
+@fill_doc(classification_texts=CLASSIFICATION_TEXTS_DOC)
 class TemperatureScaling(ThresholdPredictMixin, BaseBaseline):
     """MSP of ``softmax(logit_scale * cos / T)`` with ``T`` fitted on the data.
 
@@ -40,11 +46,7 @@ class TemperatureScaling(ThresholdPredictMixin, BaseBaseline):
 
     Parameters
     ----------
-    text_embeddings : array-like of shape (K, d), default=None
-        Candidate text embeddings used when ``fit`` and the prediction methods
-        get no ``X_txt``.
-    mode : {"classification"}, default="classification"
-        Only classification mode is supported (caption mode raises an error).
+    {classification_texts}
     logit_scale : float, default=100.0
         CLIP's temperature (100 for OpenAI CLIP): logits are
         ``logit_scale * cos(X_img, X_txt)``, then divided by ``T``.

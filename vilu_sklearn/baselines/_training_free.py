@@ -18,6 +18,7 @@ from ._base import (
     CAPTION_CONSTRAINTS,
     BaseBaseline,
     ThresholdPredictMixin,
+    fill_doc,
     softmax_inplace,
 )
 
@@ -88,12 +89,7 @@ def max_softmax_inplace(logits: np.ndarray) -> np.ndarray:
     return 1.0 / logits.sum(axis=1)
 
 
-def _doc(cls: type) -> type:
-    """Fill the shared parameter and attribute sections of a docstring."""
-    cls.__doc__ = (cls.__doc__ or "").format(
-        shared_params=_SHARED_PARAMS, shared_attributes=_SHARED_ATTRIBUTES
-    )
-    return cls
+_doc = fill_doc(shared_params=_SHARED_PARAMS, shared_attributes=_SHARED_ATTRIBUTES)
 
 
 @_doc
@@ -182,9 +178,7 @@ class MCM(BaseBaseline):
     its role. No ``predict`` nor ``predict_proba``: at ``T = 1`` the score stays
     close to ``1 / K`` and is not a probability of being correct.
 
-    Conventions: ``y_correct = 1`` means the VLM's prediction was correct; the
-    confidence is higher for more likely correct predictions (AUROC takes the
-    successes as positive).
+    Conventions: docs/conventions.md.
 
     Parameters
     ----------

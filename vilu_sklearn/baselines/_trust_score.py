@@ -9,7 +9,12 @@ import numpy as np
 
 from .._base import FitInputs
 from .._constraints import NumberInterval
-from ._base import BaseBaseline, ThresholdPredictMixin
+from ._base import (
+    CLASSIFICATION_TEXTS_DOC,
+    BaseBaseline,
+    ThresholdPredictMixin,
+    fill_doc,
+)
 from ._image_space import (
     grouped_kth_distances,
     image_points,
@@ -20,6 +25,7 @@ from ._image_space import (
 __all__ = ["TrustScore"]
 
 
+@fill_doc(classification_texts=CLASSIFICATION_TEXTS_DOC)
 class TrustScore(ThresholdPredictMixin, BaseBaseline):
     """Trust score: distance ratio of the nearest other class to the predicted one.
 
@@ -64,11 +70,7 @@ class TrustScore(ThresholdPredictMixin, BaseBaseline):
 
     Parameters
     ----------
-    text_embeddings : array-like of shape (K, d), default=None
-        Candidate text embeddings used when ``fit`` and the prediction methods
-        get no ``X_txt``.
-    mode : {"classification"}, default="classification"
-        Only classification mode is supported (caption mode raises an error).
+    {classification_texts}
     logit_scale : float, default=100.0
         CLIP's temperature; the zero-shot prediction (an argmax) does not depend
         on it.

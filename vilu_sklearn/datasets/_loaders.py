@@ -128,6 +128,39 @@ def load_embeddings(path: str | os.PathLike[str]) -> Bunch:
     ((6, 4), (3, 4), 100.0)
     """
     path = os.fspath(path)
+    names, arrays = _read_npz(path)
+    found = ", ".join(sorted(names)) or "none"
+    src = repr(path)
+    X_txt = arrays["X_txt"]
+    _check_matrix(X_txt, "X_txt", src, None)
+    out = Bunch(X_txt=X_txt)
+    for suffix in ("", "_train", "_test"):
+        out.update(_image_split(arrays, suffix, src, found, X_txt.shape))
+    out["logit_scale"] = _stored_logit_scale(arrays.get("logit_scale"), src)
+    out["classes"] = _stored_classes(arrays.get("classes"), src, X_txt.shape)
+    out["extra"] = sorted(n for n in names if n not in _KNOWN_NAMES)
+    return out
+
+
+_KNOWN_NAMES = frozenset(
+    {
+        *(_IMG_NAMES),
+        *(_LABEL_NAMES),
+        "X_txt",
+        "y_correct",
+        "y_correct_train",
+        "y_correct_test",
+        "logit_scale",
+        "classes",
+    }
+)
+
+
+def _read_npz(path: str) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Names and arrays of an ``.npz`` archive, refusing pickles and non-archives.
+
+    Also checks that the required arrays (an image array and ``X_txt``) are there.
+    """
     if not os.path.exists(path):
         raise FileNotFoundError(f"No such embeddings file: {path!r}.")
     _check_magic(path, "an .npz archive (np.savez)", (_ZIP_MAGIC, _NPY_MAGIC))
@@ -148,17 +181,7 @@ def load_embeddings(path: str | os.PathLike[str]) -> Bunch:
         )
     with archive:
         names = list(archive.files)
-        found = ", ".join(sorted(names)) or "none"
-        missing = []
-        if not any(n in names for n in _IMG_NAMES):
-            missing.append("X_img (or X_img_train / X_img_test)")
-        if "X_txt" not in names:
-            missing.append("X_txt")
-        if missing:
-            raise ValueError(
-                f"{path!r} misses required array(s): {'; '.join(missing)}. Arrays "
-                f"found: {found}."
-            )
+        _check_required(names, path)
         arrays: dict[str, np.ndarray] = {}
         for name in names:
             try:
@@ -169,69 +192,82 @@ def load_embeddings(path: str | os.PathLike[str]) -> Bunch:
                     "are refused for safety (allow_pickle=False); store numeric or "
                     "string arrays."
                 ) from None
+    return names, arrays
 
-    src = repr(path)
-    X_txt = arrays["X_txt"]
-    _check_matrix(X_txt, "X_txt", src, None)
-    K, dim = X_txt.shape
-    out = Bunch(X_txt=X_txt)
-    for suffix in ("", "_train", "_test"):
-        img_name = "X_img" + suffix
-        X = arrays.get(img_name)
-        label_name, correct_name = "y" + suffix, "y_correct" + suffix
-        if X is None:
-            for orphan in (label_name, correct_name):
-                if orphan in arrays:
-                    raise ValueError(
-                        f"{src} has {orphan!r} but no {img_name!r} to match it. "
-                        f"Arrays found: {found}."
-                    )
-            continue
-        _check_matrix(X, img_name, src, dim)
-        out[img_name] = X
-        n = X.shape[0]
-        if label_name in arrays:
-            y = arrays[label_name]
-            _check_vector(y, label_name, src, n, f"{img_name} {X.shape}", "iu")
-            _check_labels(y, label_name, src, K)
-            out[label_name] = y.astype(np.int64, copy=False)
-        if correct_name in arrays:
-            y = arrays[correct_name]
-            _check_vector(y, correct_name, src, n, f"{img_name} {X.shape}", "biuf")
-            _check_y_correct(y, correct_name, src)
-            out[correct_name] = y.astype(np.int64)
-    logit_scale = arrays.get("logit_scale")
-    if logit_scale is not None:
-        if logit_scale.size != 1 or logit_scale.dtype.kind not in "iuf":
-            raise ValueError(
-                f"logit_scale in {src} must be a single number; got shape "
-                f"{logit_scale.shape} and dtype {logit_scale.dtype}."
-            )
-        out["logit_scale"] = check_logit_scale(float(logit_scale.reshape(())))
-    else:
-        out["logit_scale"] = None
-    classes = arrays.get("classes")
-    if classes is not None:
-        if classes.shape != (K,):
-            raise ValueError(
-                f"classes in {src} must have shape ({K},) (one name per row of "
-                f"X_txt {X_txt.shape}); got shape {classes.shape}."
-            )
-        out["classes"] = [str(c) for c in classes]
-    else:
-        out["classes"] = None
-    known = {
-        *(_IMG_NAMES),
-        *(_LABEL_NAMES),
-        "X_txt",
-        "y_correct",
-        "y_correct_train",
-        "y_correct_test",
-        "logit_scale",
-        "classes",
-    }
-    out["extra"] = sorted(n for n in names if n not in known)
+
+def _check_required(names: list[str], path: str) -> None:
+    missing = []
+    if not any(n in names for n in _IMG_NAMES):
+        missing.append("X_img (or X_img_train / X_img_test)")
+    if "X_txt" not in names:
+        missing.append("X_txt")
+    if missing:
+        found = ", ".join(sorted(names)) or "none"
+        raise ValueError(
+            f"{path!r} misses required array(s): {'; '.join(missing)}. Arrays "
+            f"found: {found}."
+        )
+
+
+def _image_split(
+    arrays: dict[str, np.ndarray],
+    suffix: str,
+    src: str,
+    found: str,
+    txt_shape: tuple[int, ...],
+) -> dict[str, np.ndarray]:
+    """The checked ``X_img``, ``y``, ``y_correct`` arrays of one split (suffix)."""
+    K, dim = txt_shape
+    img_name = "X_img" + suffix
+    X = arrays.get(img_name)
+    label_name, correct_name = "y" + suffix, "y_correct" + suffix
+    if X is None:
+        for orphan in (label_name, correct_name):
+            if orphan in arrays:
+                raise ValueError(
+                    f"{src} has {orphan!r} but no {img_name!r} to match it. "
+                    f"Arrays found: {found}."
+                )
+        return {}
+    _check_matrix(X, img_name, src, dim)
+    out = {img_name: X}
+    n = X.shape[0]
+    if label_name in arrays:
+        y = arrays[label_name]
+        _check_vector(y, label_name, src, n, f"{img_name} {X.shape}", "iu")
+        _check_labels(y, label_name, src, K)
+        out[label_name] = y.astype(np.int64, copy=False)
+    if correct_name in arrays:
+        y = arrays[correct_name]
+        _check_vector(y, correct_name, src, n, f"{img_name} {X.shape}", "biuf")
+        _check_y_correct(y, correct_name, src)
+        out[correct_name] = y.astype(np.int64)
     return out
+
+
+def _stored_logit_scale(logit_scale: np.ndarray | None, src: str) -> float | None:
+    if logit_scale is None:
+        return None
+    if logit_scale.size != 1 or logit_scale.dtype.kind not in "iuf":
+        raise ValueError(
+            f"logit_scale in {src} must be a single number; got shape "
+            f"{logit_scale.shape} and dtype {logit_scale.dtype}."
+        )
+    return check_logit_scale(float(logit_scale.reshape(())))
+
+
+def _stored_classes(
+    classes: np.ndarray | None, src: str, txt_shape: tuple[int, ...]
+) -> list[str] | None:
+    if classes is None:
+        return None
+    K = txt_shape[0]
+    if classes.shape != (K,):
+        raise ValueError(
+            f"classes in {src} must have shape ({K},) (one name per row of "
+            f"X_txt {txt_shape}); got shape {classes.shape}."
+        )
+    return [str(c) for c in classes]
 
 
 _ZIP_MAGIC = b"PK\x03\x04"

@@ -52,6 +52,12 @@ def _normalize_(X: np.ndarray) -> np.ndarray:
     return X
 
 
+def _off_side(V: np.ndarray, side: np.ndarray) -> np.ndarray:
+    """Remove from the rows of ``V`` their part in the span of ``side``, normalise."""
+    V -= (V @ side.T) @ side
+    return _normalize_(V)
+
+
 def _bisect_noise(
     accuracy_at: Any, target: float, lo: float = 1e-4, hi: float = 1e3
 ) -> float:
@@ -194,13 +200,8 @@ def _anchors(
     every text anchor, so that they do not favour any class.
     """
     side = np.linalg.qr(rng.standard_normal((dim, n_side)))[0].T
-
-    def off_side(V: np.ndarray) -> np.ndarray:
-        V -= (V @ side.T) @ side
-        return _normalize_(V)
-
-    c_txt = off_side(_unit_rows(rng, 1, dim))[0]
-    U = off_side(_unit_rows(rng, n_classes, dim))
+    c_txt = _off_side(_unit_rows(rng, 1, dim), side)[0]
+    U = _off_side(_unit_rows(rng, n_classes, dim), side)
     n_pairs = int(round(confusable_fraction * n_classes / 2))
     pairs = rng.permutation(n_classes)[: 2 * n_pairs].reshape(n_pairs, 2)
     q = pair_similarity
@@ -224,23 +225,25 @@ def _partner_directions(T: np.ndarray, pairs: np.ndarray, scale: float) -> np.nd
     return (partner_dir * scale).astype(np.float32)
 
 
-def _check_structure(
-    n_modes: Any,
-    mode_drift: Any,
-    n_backgrounds: Any,
-    background_strength: Any,
-    visual_separation: Any,
-) -> dict:
-    """Validated parameters of the visual structure (modes, backgrounds, looks)."""
-    return {
-        "n_modes": _check_int(n_modes, "n_modes", 1),
-        "mode_drift": _check_fraction(mode_drift, "mode_drift", 0.0, 100.0),
-        "n_backgrounds": _check_int(n_backgrounds, "n_backgrounds", 1),
+def _check_shared(p: Bunch) -> None:
+    """Validate, in place, the parameters both generators share.
+
+    The modality gap (``image_text_cosine``), ``logit_scale``, and the visual
+    structure (modes, backgrounds, looks), gathered in ``p.structure``.
+    """
+    p.image_text_cosine = _check_fraction(
+        p.image_text_cosine, "image_text_cosine", 0.01, 1.0
+    )
+    p.logit_scale = check_logit_scale(p.logit_scale)
+    p.structure = {
+        "n_modes": _check_int(p.n_modes, "n_modes", 1),
+        "mode_drift": _check_fraction(p.mode_drift, "mode_drift", 0.0, 100.0),
+        "n_backgrounds": _check_int(p.n_backgrounds, "n_backgrounds", 1),
         "background_strength": _check_fraction(
-            background_strength, "background_strength", 0.0, 100.0
+            p.background_strength, "background_strength", 0.0, 100.0
         ),
         "visual_separation": _check_fraction(
-            visual_separation, "visual_separation", 0.0, 100.0
+            p.visual_separation, "visual_separation", 0.0, 100.0
         ),
         "pair_similarity": 0.0,
         "look_share": 0.6,  # how much a drifting mode looks like its look-alike
@@ -311,6 +314,143 @@ def _visual_structure(
         "bg_txt": bg_txt.astype(np.float32),
         "bg_home": home,
     }
+
+
+def _check_dim_room(dim: int, n_nuisance: int) -> None:
+    if dim < n_nuisance + 3:
+        raise ValueError(
+            f"dim must be at least n_nuisance + 3 = {n_nuisance + 3} (the image-only "
+            f"directions need their own dimensions); got dim={dim}."
+        )
+
+
+def _generator(random_state: Any) -> np.random.Generator:
+    """A numpy Generator seeded from a scikit-learn ``random_state``."""
+    return np.random.default_rng(check_random_state(random_state).randint(2**31 - 1))
+
+
+def _check_vlm_params(**params: Any) -> Bunch:
+    """Validated parameters of :func:`make_vlm_embeddings`, checked in order.
+
+    ``text_similarity`` is returned as ``rho``; ``structure`` holds the visual
+    structure (see :func:`_check_shared`).
+    """
+    p = Bunch(**params)
+    p.n_samples = _check_int(p.n_samples, "n_samples", 1)
+    p.n_classes = _check_int(p.n_classes, "n_classes", 2)
+    p.dim = _check_int(p.dim, "dim", 2)
+    p.n_nuisance = _check_int(p.n_nuisance, "n_nuisance", 1)
+    _check_dim_room(p.dim, p.n_nuisance)
+    p.accuracy = _check_fraction(p.accuracy, "accuracy", 0.0, 1.0)
+    if not 1.0 / p.n_classes < p.accuracy < 1.0:
+        raise ValueError(
+            f"accuracy must be above chance (1 / n_classes = {1.0 / p.n_classes:.4g}) "
+            f"and below 1; got {p.accuracy}."
+        )
+    p.rho = _check_fraction(p.text_similarity, "text_similarity", 0.0, 0.99)
+    for name, low, high in (
+        ("confusable_fraction", 0.0, 1.0),
+        ("pair_similarity", 0.0, 0.99),
+        ("confusion", 0.0, 100.0),
+        ("class_difficulty", 0, 5),
+        ("atypicality", 0.0, 5.0),
+    ):
+        p[name] = _check_fraction(p[name], name, low, high)
+    _check_shared(p)
+    p.structure["pair_similarity"] = p.pair_similarity
+    p.image_specificity = _check_fraction(
+        p.image_specificity, "image_specificity", 0, 1
+    )
+    p.residual_noise = _check_fraction(p.residual_noise, "residual_noise", 0.0, 1.0)
+    return p
+
+
+def _class_geometry(
+    rng: np.random.Generator, p: Bunch
+) -> tuple[dict, np.ndarray, np.ndarray]:
+    """The latent structure of :class:`_ImageModel`, the pairs, the gap direction."""
+    T, pairs, side, c_txt = _anchors(
+        rng,
+        p.n_classes,
+        p.dim,
+        p.n_nuisance + 1,
+        p.rho,
+        p.confusable_fraction,
+        p.pair_similarity,
+    )
+    geo = _visual_structure(rng, T, pairs, p.n_nuisance, p.structure)
+    # image class centres keep less of the prompts' common direction than the
+    # prompts do: an image is much nearer its own prompt than the others
+    centres = T - p.image_specificity * (T @ c_txt)[:, None] * c_txt
+    geo.update(
+        T=T,
+        centres=centres.astype(np.float32),
+        Q=side[1:].astype(np.float32),
+        partner_dir=_partner_directions(T, pairs, p.confusion / np.sqrt(p.dim)),
+        class_scale=np.exp(p.class_difficulty * rng.standard_normal(p.n_classes)),
+    )
+    if p.n_classes + p.n_nuisance + 1 < p.dim:
+        # orthonormal basis of the prompts' span and of the image-only subspace
+        geo["span"] = np.linalg.qr(np.c_[T.T, side[1:].T])[0].T.astype(np.float32)
+    geo["residual_noise"] = p.residual_noise
+    return geo, pairs, side[0]
+
+
+def _modality_gap(block: np.ndarray, own_txt: np.ndarray, cosine: float) -> Any:
+    """Length of the modality-gap direction giving cos(image, own text) ~ ``cosine``.
+
+    Zero when the noise leaves no room for it.
+    """
+    typical_sq = float(np.median(np.sum(block**2, axis=1)))
+    own = float(np.median(np.sum(block * own_txt, axis=1)))
+    return np.sqrt(max(0.0, (own / cosine) ** 2 - typical_sq))
+
+
+def _draw_class_images(
+    rng: np.random.Generator,
+    model: _ImageModel,
+    labels: np.ndarray,
+    c_img: np.ndarray,
+    p: Bunch,
+) -> Bunch:
+    """Calibrate the noise on a pilot, then draw every image chunk by chunk.
+
+    Returns ``X_img``, ``difficulty``, ``modes``, ``backgrounds`` and ``sigma``.
+    """
+    n_samples, T32 = labels.shape[0], model.T
+    # --- calibrate the noise on a pilot: scores are base + sigma * noise ----
+    n_pilot = int(np.clip(_PILOT_BUDGET // p.n_classes, _MIN_PILOT, _MAX_PILOT))
+    n_pilot = min(n_pilot, n_samples)
+    pilot_lat = model.latents(rng, labels[:n_pilot])
+    base, noise = model.parts(labels[:n_pilot], pilot_lat)
+    y_pilot = labels[:n_pilot]
+    sigma = _calibrate_classes(base @ T32.T, noise @ T32.T, y_pilot, p.accuracy)
+    gap = _modality_gap(base + sigma * noise, T32[y_pilot], p.image_text_cosine)
+    gap_vec = (gap * c_img).astype(np.float32)
+
+    # --- generate the embeddings chunk by chunk -----------------------------
+    out = Bunch(
+        X_img=np.empty((n_samples, T32.shape[1]), dtype=np.float32),
+        difficulty=np.empty(n_samples),
+        modes=np.empty(n_samples, dtype=np.int64),
+        backgrounds=np.empty(n_samples, dtype=np.int64),
+        sigma=sigma,
+    )
+
+    def fill(start: int, stop: int, lat: dict, b: Any = None, nz: Any = None) -> None:
+        if b is None:
+            b, nz = model.parts(labels[start:stop], lat)
+        out.X_img[start:stop] = _normalize_(b + np.float32(sigma) * nz + gap_vec)
+        out.difficulty[start:stop] = lat["z"]
+        out.modes[start:stop] = lat["mode"]
+        out.backgrounds[start:stop] = lat["bg"]
+
+    fill(0, n_pilot, pilot_lat, base, noise)
+    del base, noise, pilot_lat
+    for start in range(n_pilot, n_samples, _GEN_CHUNK):
+        stop = min(start + _GEN_CHUNK, n_samples)
+        fill(start, stop, model.latents(rng, labels[start:stop]))
+    return out
 
 
 def make_vlm_embeddings(
@@ -511,131 +651,170 @@ def make_vlm_embeddings(
     ...     100, 5, 32, return_X_y=True, random_state=0
     ... )
     """
-    n_samples = _check_int(n_samples, "n_samples", 1)
-    n_classes = _check_int(n_classes, "n_classes", 2)
-    dim = _check_int(dim, "dim", 2)
-    n_nuisance = _check_int(n_nuisance, "n_nuisance", 1)
-    if dim < n_nuisance + 3:
-        raise ValueError(
-            f"dim must be at least n_nuisance + 3 = {n_nuisance + 3} (the image-only "
-            f"directions need their own dimensions); got dim={dim}."
-        )
-    accuracy = _check_fraction(accuracy, "accuracy", 0.0, 1.0)
-    if not 1.0 / n_classes < accuracy < 1.0:
-        raise ValueError(
-            f"accuracy must be above chance (1 / n_classes = {1.0 / n_classes:.4g}) "
-            f"and below 1; got {accuracy}."
-        )
-    rho = _check_fraction(text_similarity, "text_similarity", 0.0, 0.99)
-    confusable_fraction = _check_fraction(
-        confusable_fraction, "confusable_fraction", 0.0, 1.0
-    )
-    pair_similarity = _check_fraction(pair_similarity, "pair_similarity", 0.0, 0.99)
-    confusion = _check_fraction(confusion, "confusion", 0.0, 100.0)
-    class_difficulty = _check_fraction(class_difficulty, "class_difficulty", 0, 5)
-    atypicality = _check_fraction(atypicality, "atypicality", 0.0, 5.0)
-    image_text_cosine = _check_fraction(
-        image_text_cosine, "image_text_cosine", 0.01, 1.0
-    )
-    logit_scale = check_logit_scale(logit_scale)
-    structure = _check_structure(
-        n_modes, mode_drift, n_backgrounds, background_strength, visual_separation
-    )
-    structure["pair_similarity"] = pair_similarity
-    image_specificity = _check_fraction(image_specificity, "image_specificity", 0, 1)
-    residual_noise = _check_fraction(residual_noise, "residual_noise", 0.0, 1.0)
-    rng = np.random.default_rng(check_random_state(random_state).randint(2**31 - 1))
-
-    # --- geometry ---------------------------------------------------------
-    T, pairs, side, c_txt = _anchors(
-        rng, n_classes, dim, n_nuisance + 1, rho, confusable_fraction, pair_similarity
-    )
-    c_img = side[0]
-    geo = _visual_structure(rng, T, pairs, n_nuisance, structure)
-    # image class centres keep less of the prompts' common direction than the
-    # prompts do: an image is much nearer its own prompt than the others
-    centres = T - image_specificity * (T @ c_txt)[:, None] * c_txt
-    geo.update(
-        T=T,
-        centres=centres.astype(np.float32),
-        Q=side[1:].astype(np.float32),
-        partner_dir=_partner_directions(T, pairs, confusion / np.sqrt(dim)),
-        class_scale=np.exp(class_difficulty * rng.standard_normal(n_classes)),
-    )
-    if n_classes + n_nuisance + 1 < dim:
-        # orthonormal basis of the prompts' span and of the image-only subspace
-        geo["span"] = np.linalg.qr(np.c_[T.T, side[1:].T])[0].T.astype(np.float32)
-    geo["residual_noise"] = residual_noise
-    model = _ImageModel(geo, atypicality)
-    labels = rng.integers(0, n_classes, size=n_samples)
-    T32 = T.astype(np.float32)
-
-    # --- calibrate the noise on a pilot: scores are base + sigma * noise ----
-    n_pilot = int(np.clip(_PILOT_BUDGET // n_classes, _MIN_PILOT, _MAX_PILOT))
-    n_pilot = min(n_pilot, n_samples)
-    pilot_lat = model.latents(rng, labels[:n_pilot])
-    base, noise = model.parts(labels[:n_pilot], pilot_lat)
-    y_pilot = labels[:n_pilot]
-    sigma = _calibrate_classes(base @ T32.T, noise @ T32.T, y_pilot, accuracy)
-
-    # modality gap: a shared image direction that brings cos(image, anchor)
-    # down to about image_text_cosine, if the noise leaves room for it
-    block = base + sigma * noise
-    typical_sq = float(np.median(np.sum(block**2, axis=1)))
-    own = float(np.median(np.sum(block * T32[y_pilot], axis=1)))
-    gap = np.sqrt(max(0.0, (own / image_text_cosine) ** 2 - typical_sq))
-    del block
-
-    # --- generate the embeddings chunk by chunk -----------------------------
-    X_img = np.empty((n_samples, dim), dtype=np.float32)
-    difficulty = np.empty(n_samples)
-    modes = np.empty(n_samples, dtype=np.int64)
-    backgrounds = np.empty(n_samples, dtype=np.int64)
-    gap_vec = (gap * c_img).astype(np.float32)
-
-    def fill(start: int, stop: int, lat: dict, b: Any = None, nz: Any = None) -> None:
-        if b is None:
-            b, nz = model.parts(labels[start:stop], lat)
-        block = b + np.float32(sigma) * nz + gap_vec
-        X_img[start:stop] = _normalize_(block)
-        difficulty[start:stop] = lat["z"]
-        modes[start:stop] = lat["mode"]
-        backgrounds[start:stop] = lat["bg"]
-
-    fill(0, n_pilot, pilot_lat, base, noise)
-    del base, noise, pilot_lat
-    for start in range(n_pilot, n_samples, _GEN_CHUNK):
-        stop = min(start + _GEN_CHUNK, n_samples)
-        fill(start, stop, model.latents(rng, labels[start:stop]))
-
-    y_pred = _predict_argmax(X_img, T32, True)
+    p = _check_vlm_params(
+        n_samples=n_samples, n_classes=n_classes, dim=dim, accuracy=accuracy,
+        text_similarity=text_similarity, confusable_fraction=confusable_fraction,
+        pair_similarity=pair_similarity, confusion=confusion,
+        class_difficulty=class_difficulty, atypicality=atypicality,
+        n_nuisance=n_nuisance, image_text_cosine=image_text_cosine,
+        logit_scale=logit_scale, n_modes=n_modes, mode_drift=mode_drift,
+        n_backgrounds=n_backgrounds, background_strength=background_strength,
+        visual_separation=visual_separation, image_specificity=image_specificity,
+        residual_noise=residual_noise,
+    )  # fmt: skip
+    rng = _generator(random_state)
+    geo, pairs, c_img = _class_geometry(rng, p)
+    model = _ImageModel(geo, p.atypicality)
+    labels = rng.integers(0, p.n_classes, size=p.n_samples)
+    images = _draw_class_images(rng, model, labels, c_img, p)
+    y_pred = _predict_argmax(images.X_img, model.T, True)
     y_correct = (y_pred == labels).astype(np.int64)
     if return_X_y:
-        return X_img, T32, y_correct
+        return images.X_img, model.T, y_correct
     acc = float(y_correct.mean())
     description = (
-        f"Synthetic CLIP-like embeddings: {n_samples} images, {n_classes} classes, "
-        f"dim {dim}; zero-shot accuracy {acc:.3f} (target {accuracy}); "
-        f"{len(pairs)} confusable class pairs; anchor cosine ~{rho}; "
-        f"logit_scale {logit_scale:g}. Generated by "
+        f"Synthetic CLIP-like embeddings: {p.n_samples} images, {p.n_classes} "
+        f"classes, dim {p.dim}; zero-shot accuracy {acc:.3f} (target {p.accuracy}); "
+        f"{len(pairs)} confusable class pairs; anchor cosine ~{p.rho}; "
+        f"logit_scale {p.logit_scale:g}. Generated by "
         "vilu_sklearn.datasets.make_vlm_embeddings."
     )
     return Bunch(
-        X_img=X_img,
-        X_txt=T32,
+        X_img=images.X_img,
+        X_txt=model.T,
         labels=labels.astype(np.int64),
         y_pred=y_pred,
         y_correct=y_correct,
-        logit_scale=logit_scale,
-        class_names=[f"class_{k}" for k in range(n_classes)],
-        difficulty=difficulty,
-        modes=modes,
-        backgrounds=backgrounds,
+        logit_scale=p.logit_scale,
+        class_names=[f"class_{k}" for k in range(p.n_classes)],
+        difficulty=images.difficulty,
+        modes=images.modes,
+        backgrounds=images.backgrounds,
         confusable_pairs=pairs.astype(np.int64),
-        noise_scale=sigma,
+        noise_scale=images.sigma,
         accuracy=acc,
         description=description,
     )
+
+
+def _check_caption_params(**params: Any) -> Bunch:
+    """Validated parameters of :func:`make_caption_embeddings`, checked in order.
+
+    ``topic_similarity`` is returned as ``q``, ``text_similarity`` as ``rho``;
+    ``structure`` holds the visual structure (see :func:`_check_shared`).
+    """
+    p = Bunch(**params)
+    p.n_pairs = _check_int(p.n_pairs, "n_pairs", 2)
+    p.dim = _check_int(p.dim, "dim", 2)
+    p.group_size = _check_int(p.group_size, "group_size", 2)
+    p.n_topics = _check_int(p.n_topics, "n_topics", 1)
+    p.n_nuisance = _check_int(p.n_nuisance, "n_nuisance", 1)
+    _check_dim_room(p.dim, p.n_nuisance)
+    g_eff = min(p.group_size, p.n_pairs)
+    p.retrieval_accuracy = _check_fraction(
+        p.retrieval_accuracy, "retrieval_accuracy", 0.0, 1.0
+    )
+    if not 1.0 / g_eff < p.retrieval_accuracy < 1.0:
+        raise ValueError(
+            "retrieval_accuracy must be above chance (1 / group_size = "
+            f"{1.0 / g_eff:.4g}) and below 1; got {p.retrieval_accuracy}."
+        )
+    p.q = _check_fraction(p.topic_similarity, "topic_similarity", 0.0, 0.99)
+    p.rho = _check_fraction(p.text_similarity, "text_similarity", 0.0, 0.99)
+    p.atypicality = _check_fraction(p.atypicality, "atypicality", 0.0, 5.0)
+    _check_shared(p)
+    return p
+
+
+class _CaptionModel:
+    """Captions drawn around topics; images by :class:`_ImageModel` (topics as classes).
+
+    The constructor draws, in this order, the image-only basis, the common text
+    direction, the topic directions, the topic of every pair and the visual
+    structure; :meth:`chunk` then draws the pairs of consecutive rows.
+    """
+
+    def __init__(self, rng: np.random.Generator, p: Bunch) -> None:
+        # image-only directions orthogonal to every caption (see make_vlm_embeddings)
+        side = np.linalg.qr(rng.standard_normal((p.dim, p.n_nuisance + 1)))[0].T
+        self.side, self.q, self.rho = side, p.q, p.rho
+        self.c_txt = _off_side(_unit_rows(rng, 1, p.dim), side)[0]
+        self.topic_dirs = topic_dirs = _off_side(
+            _unit_rows(rng, p.n_topics, p.dim), side
+        )
+        self.topics = rng.integers(0, p.n_topics, size=p.n_pairs)
+        # topics play the part of classes: modes drifting towards a look-alike
+        # topic, backgrounds shared by all topics, image-only looks
+        geo = _visual_structure(
+            rng, topic_dirs, np.empty((0, 2), np.int64), p.n_nuisance, p.structure
+        )
+        geo.update(
+            T=topic_dirs,
+            centres=topic_dirs.astype(np.float32),
+            Q=side[1:].astype(np.float32),
+            partner_dir=np.zeros(topic_dirs.shape, dtype=np.float32),
+            class_scale=np.ones(p.n_topics),
+            residual_noise=1.0,
+        )
+        self.image = _ImageModel(geo, p.atypicality)
+
+    def chunk(
+        self, rng: np.random.Generator, start: int, stop: int
+    ) -> tuple[np.ndarray, ...]:
+        """Captions, image base (the captions), unit-sigma deviations, difficulty."""
+        m, dim = stop - start, self.side.shape[1]
+        topics = self.topics[start:stop]
+        concept = np.sqrt(self.q) * self.topic_dirs[topics] + np.sqrt(
+            1 - self.q
+        ) * _off_side(_unit_rows(rng, m, dim), self.side)
+        _normalize_(concept)
+        txt = _normalize_(
+            np.sqrt(self.rho) * self.c_txt + np.sqrt(1 - self.rho) * concept
+        )
+        txt = txt.astype(np.float32)
+        lat = self.image.latents(rng, topics)
+        dev = self.image.parts(topics, lat)[1]
+        return txt, txt, dev, lat["z"]
+
+
+def _draw_caption_pairs(
+    rng: np.random.Generator, model: _CaptionModel, p: Bunch
+) -> Bunch:
+    """Calibrate the noise on a pilot of whole groups, then draw every pair.
+
+    Returns ``X_img``, ``X_txt``, ``difficulty`` and ``sigma``.
+    """
+    n_pairs, group_size = p.n_pairs, p.group_size
+    # pilot: whole groups, at most about 8 of them
+    n_groups_pilot = max(1, min(-(-n_pairs // group_size), 8))
+    n_pilot = min(n_pairs, n_groups_pilot * group_size)
+    txt_p, base_p, noise_p, z_p = model.chunk(rng, 0, n_pilot)
+    groups = [(a, min(a + group_size, n_pilot)) for a in range(0, n_pilot, group_size)]
+    sigma = _calibrate_captions(
+        [(base_p[a:b] @ txt_p[a:b].T, noise_p[a:b] @ txt_p[a:b].T) for a, b in groups],
+        p.retrieval_accuracy,
+    )
+    gap = _modality_gap(base_p + sigma * noise_p, txt_p, p.image_text_cosine)
+    gap_vec = (gap * model.side[0]).astype(np.float32)
+    out = Bunch(
+        X_img=np.empty((n_pairs, p.dim), dtype=np.float32),
+        X_txt=np.empty((n_pairs, p.dim), dtype=np.float32),
+        difficulty=np.empty(n_pairs),
+        sigma=sigma,
+    )
+
+    def fill(start: int, stop: int, parts: tuple[np.ndarray, ...]) -> None:
+        txt, base, noise, z = parts
+        out.X_txt[start:stop] = txt
+        out.X_img[start:stop] = _normalize_(base + np.float32(sigma) * noise + gap_vec)
+        out.difficulty[start:stop] = z
+
+    fill(0, n_pilot, (txt_p, base_p, noise_p, z_p))
+    del txt_p, base_p, noise_p
+    for start in range(n_pilot, n_pairs, _GEN_CHUNK):
+        stop = min(start + _GEN_CHUNK, n_pairs)
+        fill(start, stop, model.chunk(rng, start, stop))
+    return out
 
 
 def make_caption_embeddings(
@@ -741,129 +920,36 @@ def make_caption_embeddings(
     >>> round(float(data.y_correct.mean()), 1)
     0.6
     """
-    n_pairs = _check_int(n_pairs, "n_pairs", 2)
-    dim = _check_int(dim, "dim", 2)
-    group_size = _check_int(group_size, "group_size", 2)
-    n_topics = _check_int(n_topics, "n_topics", 1)
-    n_nuisance = _check_int(n_nuisance, "n_nuisance", 1)
-    if dim < n_nuisance + 3:
-        raise ValueError(
-            f"dim must be at least n_nuisance + 3 = {n_nuisance + 3} (the image-only "
-            f"directions need their own dimensions); got dim={dim}."
-        )
-    g_eff = min(group_size, n_pairs)
-    retrieval_accuracy = _check_fraction(
-        retrieval_accuracy, "retrieval_accuracy", 0.0, 1.0
-    )
-    if not 1.0 / g_eff < retrieval_accuracy < 1.0:
-        raise ValueError(
-            "retrieval_accuracy must be above chance (1 / group_size = "
-            f"{1.0 / g_eff:.4g}) and below 1; got {retrieval_accuracy}."
-        )
-    q = _check_fraction(topic_similarity, "topic_similarity", 0.0, 0.99)
-    rho = _check_fraction(text_similarity, "text_similarity", 0.0, 0.99)
-    atypicality = _check_fraction(atypicality, "atypicality", 0.0, 5.0)
-    image_text_cosine = _check_fraction(
-        image_text_cosine, "image_text_cosine", 0.01, 1.0
-    )
-    logit_scale = check_logit_scale(logit_scale)
-    structure = _check_structure(
-        n_modes, mode_drift, n_backgrounds, background_strength, visual_separation
-    )
-    rng = np.random.default_rng(check_random_state(random_state).randint(2**31 - 1))
-
-    # image-only directions orthogonal to every caption (see make_vlm_embeddings)
-    side = np.linalg.qr(rng.standard_normal((dim, n_nuisance + 1)))[0].T
-    c_img = side[0]
-
-    def off_side(V: np.ndarray) -> np.ndarray:
-        V -= (V @ side.T) @ side
-        return _normalize_(V)
-
-    c_txt = off_side(_unit_rows(rng, 1, dim))[0]
-    topic_dirs = off_side(_unit_rows(rng, n_topics, dim))
-    topics = rng.integers(0, n_topics, size=n_pairs)
-    # topics play the part of classes: modes drifting towards a look-alike
-    # topic, backgrounds shared by all topics, image-only looks
-    geo = _visual_structure(
-        rng, topic_dirs, np.empty((0, 2), np.int64), n_nuisance, structure
-    )
-    geo.update(
-        T=topic_dirs,
-        centres=topic_dirs.astype(np.float32),
-        Q=side[1:].astype(np.float32),
-        partner_dir=np.zeros(topic_dirs.shape, dtype=np.float32),
-        class_scale=np.ones(n_topics),
-        residual_noise=1.0,
-    )
-    model = _ImageModel(geo, atypicality)
-
-    def make_chunk(start: int, stop: int) -> tuple[np.ndarray, ...]:
-        m = stop - start
-        concept = np.sqrt(q) * topic_dirs[topics[start:stop]] + np.sqrt(
-            1 - q
-        ) * off_side(_unit_rows(rng, m, dim))
-        _normalize_(concept)
-        txt = _normalize_(np.sqrt(rho) * c_txt + np.sqrt(1 - rho) * concept)
-        txt = txt.astype(np.float32)
-        lat = model.latents(rng, topics[start:stop])
-        dev = model.parts(topics[start:stop], lat)[1]
-        return txt, txt, dev, lat["z"]
-
-    # pilot: whole groups, at most about 8 of them
-    n_groups_pilot = max(1, min(-(-n_pairs // group_size), 8))
-    n_pilot = min(n_pairs, n_groups_pilot * group_size)
-    txt_p, base_p, noise_p, z_p = make_chunk(0, n_pilot)
-    sigma = _calibrate_captions(
-        [
-            (base_p[a:b] @ txt_p[a:b].T, noise_p[a:b] @ txt_p[a:b].T)
-            for a, b in (
-                (a, min(a + group_size, n_pilot)) for a in range(0, n_pilot, group_size)
-            )
-        ],
-        retrieval_accuracy,
-    )
-    block = base_p + sigma * noise_p
-    typical_sq = float(np.median(np.sum(block**2, axis=1)))
-    own = float(np.median(np.sum(block * txt_p, axis=1)))
-    gap = np.sqrt(max(0.0, (own / image_text_cosine) ** 2 - typical_sq))
-    gap_vec = (gap * c_img).astype(np.float32)
-    del block
-
-    X_img = np.empty((n_pairs, dim), dtype=np.float32)
-    X_txt = np.empty((n_pairs, dim), dtype=np.float32)
-    difficulty = np.empty(n_pairs)
-
-    def fill(start: int, stop: int, parts: tuple[np.ndarray, ...]) -> None:
-        txt, base, noise, z = parts
-        X_txt[start:stop] = txt
-        X_img[start:stop] = _normalize_(base + np.float32(sigma) * noise + gap_vec)
-        difficulty[start:stop] = z
-
-    fill(0, n_pilot, (txt_p, base_p, noise_p, z_p))
-    del txt_p, base_p, noise_p
-    for start in range(n_pilot, n_pairs, _GEN_CHUNK):
-        stop = min(start + _GEN_CHUNK, n_pairs)
-        fill(start, stop, make_chunk(start, stop))
-
-    y_correct = caption_correctness(X_img, X_txt, group_size=group_size)
+    p = _check_caption_params(
+        n_pairs=n_pairs, dim=dim, retrieval_accuracy=retrieval_accuracy,
+        group_size=group_size, n_topics=n_topics, topic_similarity=topic_similarity,
+        text_similarity=text_similarity, atypicality=atypicality,
+        n_nuisance=n_nuisance, image_text_cosine=image_text_cosine,
+        logit_scale=logit_scale, n_modes=n_modes, mode_drift=mode_drift,
+        n_backgrounds=n_backgrounds, background_strength=background_strength,
+        visual_separation=visual_separation,
+    )  # fmt: skip
+    rng = _generator(random_state)
+    model = _CaptionModel(rng, p)
+    pairs = _draw_caption_pairs(rng, model, p)
+    y_correct = caption_correctness(pairs.X_img, pairs.X_txt, group_size=group_size)
     if return_X_y:
-        return X_img, X_txt, y_correct
+        return pairs.X_img, pairs.X_txt, y_correct
     acc = float(y_correct.mean())
     return Bunch(
-        X_img=X_img,
-        X_txt=X_txt,
+        X_img=pairs.X_img,
+        X_txt=pairs.X_txt,
         y_correct=y_correct,
-        group_size=group_size,
-        topics=topics.astype(np.int64),
-        difficulty=difficulty,
-        logit_scale=logit_scale,
-        noise_scale=sigma,
+        group_size=p.group_size,
+        topics=model.topics.astype(np.int64),
+        difficulty=pairs.difficulty,
+        logit_scale=p.logit_scale,
+        noise_scale=pairs.sigma,
         accuracy=acc,
         description=(
-            f"Synthetic CLIP-like image-caption pairs: {n_pairs} pairs, dim {dim}, "
-            f"{n_topics} topics; in-batch retrieval accuracy {acc:.3f} with groups "
-            f"of {group_size} (target {retrieval_accuracy}). Generated by "
+            f"Synthetic CLIP-like image-caption pairs: {p.n_pairs} pairs, dim {p.dim}, "
+            f"{p.n_topics} topics; in-batch retrieval accuracy {acc:.3f} with groups "
+            f"of {p.group_size} (target {p.retrieval_accuracy}). Generated by "
             "vilu_sklearn.datasets.make_caption_embeddings."
         ),
     )

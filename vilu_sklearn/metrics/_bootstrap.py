@@ -362,9 +362,7 @@ def paired_bootstrap_ci(
     distribution of data. Percentile interval; resamples on which the metric
     is undefined (one class only) are skipped and counted.
 
-    ``y_correct = 1`` marks a correct prediction and confidences are higher for
-    more likely correct predictions; AUROC and FPR@TPR take successes as the
-    positive class, AUPR-error failures.
+    Conventions (positive classes, score direction): docs/conventions.md.
 
     Parameters
     ----------

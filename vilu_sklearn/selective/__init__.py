@@ -10,8 +10,7 @@
 * :func:`estimate_accuracy`, :func:`estimate_selective_risk`: prediction-powered
   inference on unlabelled data with a small labelled audit set.
 
-Conventions: ``y_correct = 1`` marks a correct VLM prediction; confidences are
-higher for more likely correct predictions; a prediction is accepted where
+Conventions: docs/conventions.md; a prediction is accepted where
 ``confidence >= threshold``. See docs/selective.md for what each guarantee is
 and is not.
 """

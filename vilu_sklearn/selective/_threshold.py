@@ -408,9 +408,8 @@ def calibrate_threshold(
     samples would be needed. ``target_risk=1`` accepts everything;
     ``target_risk=0`` can never be certified.
 
-    Conventions: ``y_correct = 1`` marks a correct prediction; confidences are
-    higher for more likely correct predictions. Tied confidences are accepted
-    or rejected together.
+    Conventions: docs/conventions.md. Tied confidences are accepted or rejected
+    together.
 
     Parameters
     ----------
