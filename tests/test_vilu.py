@@ -938,10 +938,10 @@ def test_labels_teach_the_posterior_head_where_failures_belong():
 @pytest.mark.parametrize(
     ("params", "labels", "match"),
     [
-        ({}, np.zeros(3, dtype=int), r"labels must be integers of shape \(400,\)"),
+        ({}, np.zeros(3, dtype=int), "labels has 3 entries, but X_img has 400 rows"),
         ({}, np.zeros(400), "got dtype float64"),
-        ({}, np.full(400, 5), r"indices into the 5 candidate texts \(0 to 4\)"),
-        ({}, np.full(400, -1), "got values from -1 to -1"),
+        ({}, np.full(400, 5), r"labels must be integer class indices in \[0, 5\)"),
+        ({}, np.full(400, -1), r"with values in \[-1, -1\]"),
         ({"posterior_head": False}, np.zeros(400, dtype=int), "posterior_head=True"),
     ],
 )

@@ -37,6 +37,7 @@ from ._net import (
     uses_autocast,
 )
 from ._validation import check_float32_range
+from ._zero_shot import check_class_labels
 
 __all__ = ["REFERENCE_PARAMS", "ViLUClassifier"]
 
@@ -498,19 +499,7 @@ class ViLUClassifier(BaseFailurePredictor):
             raise ValueError(
                 "labels train the posterior head; they need posterior_head=True."
             )
-        arr = np.asarray(labels)
-        n, K = inputs.X_img.shape[0], inputs.X_txt.shape[0]
-        if arr.shape != (n,) or not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(
-                f"labels must be integers of shape ({n},) (one class index per "
-                f"image); got dtype {arr.dtype} and shape {arr.shape}."
-            )
-        if n and (arr.min() < 0 or arr.max() >= K):
-            raise ValueError(
-                f"labels must be indices into the {K} candidate texts (0 to "
-                f"{K - 1}); got values from {arr.min()} to {arr.max()}."
-            )
-        return arr.astype(np.int64, copy=False)
+        return check_class_labels(labels, inputs.X_img.shape[0], inputs.X_txt.shape[0])
 
     def _fit(self, inputs: FitInputs) -> None:
         """Train: build the net, seed and train it, set the fitted attributes."""

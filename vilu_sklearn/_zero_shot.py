@@ -251,29 +251,43 @@ def correctness(
     array([1, 0])
     """
     X_txt_checked = check_embeddings(X_txt, name="X_txt")
+    labels = check_class_labels(labels, len(X_img), X_txt_checked.shape[0])
+    pred = _predict_argmax(X_img, X_txt_checked, normalize)
+    return (pred == labels).astype(np.int64)
+
+
+def check_class_labels(labels: Any, n_samples: int, n_classes: int) -> np.ndarray:
+    """Validate class indices into the ``n_classes`` candidate texts, one per image.
+
+    Returns them as int64; a ``ValueError`` names ``labels`` and what was
+    expected otherwise.
+
+    Examples
+    --------
+    >>> from vilu_sklearn._zero_shot import check_class_labels
+    >>> check_class_labels([2, 0], n_samples=2, n_classes=3)
+    array([2, 0])
+    """
     labels = np.asarray(labels)
     if labels.ndim != 1:
         raise ValueError(f"labels must be a 1-D array; got shape {labels.shape}.")
-    n = len(X_img)
-    if labels.shape[0] != n:
+    if labels.shape[0] != n_samples:
         raise ValueError(
-            f"labels has {labels.shape[0]} entries, but X_img has {n} rows."
+            f"labels has {labels.shape[0]} entries, but X_img has {n_samples} rows."
         )
-    K = X_txt_checked.shape[0]
     if labels.dtype.kind not in "iu" or (
-        labels.size and (labels.min() < 0 or labels.max() >= K)
+        labels.size and (labels.min() < 0 or labels.max() >= n_classes)
     ):
         raise ValueError(
-            f"labels must be integer class indices in [0, {K}) (row k of X_txt is "
-            f"class k); got dtype {labels.dtype}"
+            f"labels must be integer class indices in [0, {n_classes}) (row k of "
+            f"X_txt is class k); got dtype {labels.dtype}"
             + (
                 f" with values in [{labels.min()}, {labels.max()}]."
                 if labels.dtype.kind in "iuf" and labels.size
                 else "."
             )
         )
-    pred = _predict_argmax(X_img, X_txt_checked, normalize)
-    return (pred == labels).astype(np.int64)
+    return labels.astype(np.int64, copy=False)
 
 
 def caption_groups(n_samples: int, group_size: int) -> Iterator[slice]:
