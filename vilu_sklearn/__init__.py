@@ -5,6 +5,7 @@ the positive class of each metric, ``logit_scale``, input embeddings) are stated
 once, in docs/conventions.md.
 """
 
+from . import baselines, selective  # noqa: F401  (registers their estimators: load)
 from ._benchmark import benchmark, default_estimators, format_table
 from ._dask import dask_predict
 from ._persistence import load

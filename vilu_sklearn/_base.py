@@ -21,6 +21,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._persistence import PersistMixin
 from ._validation import check_embeddings, check_y_correct
 from ._zero_shot import caption_groups
 
@@ -236,8 +237,8 @@ def resolve_fit_inputs(
     return FitInputs(X_img, X_txt, captions, y_arr, classes, sw)
 
 
-class FailurePredictorMixin:
-    """``score`` (AUROC) and tags shared by every failure predictor.
+class FailurePredictorMixin(PersistMixin):
+    """``score`` (AUROC), ``save`` and tags shared by every failure predictor.
 
     Put it left of ``ClassifierMixin, BaseEstimator``. The estimator has
     ``decision_function(X, X_txt=None)`` returning confidences (higher = more likely
@@ -281,26 +282,6 @@ class FailurePredictorMixin:
             conf = est.decision_function(X)
             y_true = check_y_correct(y, n_samples=len(conf))[0]
         return float(roc_auc_score(y_true, conf, sample_weight=sample_weight))
-
-    def save(self, path: Any) -> None:
-        """Save the fitted estimator to a file that cannot run code when loaded.
-
-        Weights and arrays are stored as tensors of a safetensors file, the
-        parameters and other fitted attributes as JSON in its metadata, with
-        a format version; nothing is pickled. Load it with
-        :func:`vilu_sklearn.load` (on the CPU by default, whatever device it
-        was trained on). Pickle and joblib files, by contrast, run code when
-        loaded: only load those from sources you trust.
-
-        Parameters
-        ----------
-        path : str or path-like
-            Destination file (``.safetensors`` by convention); written
-            atomically.
-        """
-        from ._persistence import save
-
-        save(self, path)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()  # type: ignore[misc]

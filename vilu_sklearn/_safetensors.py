@@ -1,136 +1,187 @@
-"""A minimal reader and writer of the safetensors format, with numpy only.
+"""The safetensors container of model files, through the ``safetensors`` package.
 
-The format (https://huggingface.co/docs/safetensors) is::
-
-    8 bytes      N, the header length, unsigned little-endian
-    N bytes      JSON header: {name: {"dtype": "F32", "shape": [...],
-                 "data_offsets": [begin, end]}, ..., "__metadata__": {str: str}}
-    rest         the tensors' bytes, little-endian, C order, back to back
-
-Offsets count from the first byte after the header. Nothing in a file is ever
-executed: the header is parsed as JSON and every tensor is checked against the
-size of the data before it is read. Files written here are read by the
-``safetensors`` package, and files of that package are read here.
+A safetensors file (https://huggingface.co/docs/safetensors) is an 8-byte
+header length, a JSON header (each tensor's dtype, shape and byte offsets, and
+a string-to-string ``__metadata__``), then the tensors' bytes back to back.
+The ``safetensors`` package (extra ``vilu-sklearn[persist]``) parses and
+checks the header against the file size; this module adds what model files of
+the package need around it: the SHA-256 checksums stored in the metadata, an
+atomic write that respects the umask, and header-only access (shapes before
+any tensor is read).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from pathlib import Path
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
-__all__ = ["read_safetensors", "write_safetensors"]
+__all__ = [
+    "HeaderFile",
+    "checksums",
+    "dumps",
+    "open_file",
+    "require_safetensors",
+    "write_atomic",
+]
 
-_DTYPES: dict[str, np.dtype] = {
-    "F64": np.dtype("<f8"),
-    "F32": np.dtype("<f4"),
-    "F16": np.dtype("<f2"),
-    "I64": np.dtype("<i8"),
-    "I32": np.dtype("<i4"),
-    "I16": np.dtype("<i2"),
-    "I8": np.dtype("i1"),
-    "U64": np.dtype("<u8"),
-    "U32": np.dtype("<u4"),
-    "U16": np.dtype("<u2"),
-    "U8": np.dtype("u1"),
-    "BOOL": np.dtype("?"),
-}
-_CODES: dict[np.dtype, str] = {dtype: code for code, dtype in _DTYPES.items()}
-# a header larger than this is refused (the format's own limit is 100 MB)
-_MAX_HEADER = 100_000_000
+# metadata keys of the checksums (SHA-256, hex)
+PAYLOAD_KEY = "payload_sha256"
+METADATA_KEY = "metadata_sha256"
+
+_INSTALL = "pip install vilu-sklearn[persist]"
 
 
-def write_safetensors(
-    path: str | os.PathLike[str], tensors: dict[str, np.ndarray], metadata: dict
-) -> None:
-    """Write numpy arrays and string metadata as a safetensors file.
+def require_safetensors() -> Any:
+    """The ``safetensors`` package, or an ImportError saying how to install it.
 
     Examples
     --------
-    >>> import os, tempfile
-    >>> import numpy as np
-    >>> from vilu_sklearn._safetensors import read_safetensors, write_safetensors
-    >>> path = os.path.join(tempfile.mkdtemp(), "a.safetensors")
-    >>> write_safetensors(path, {"w": np.eye(2, dtype=np.float32)}, {"k": "v"})
-    >>> arrays, meta = read_safetensors(path)
-    >>> arrays["w"].tolist(), meta
-    ([[1.0, 0.0], [0.0, 1.0]], {'k': 'v'})
+    >>> from vilu_sklearn._safetensors import require_safetensors
+    >>> require_safetensors().__name__
+    'safetensors'
     """
-    from .embed._cache import atomic_write
+    try:
+        import safetensors
+        import safetensors.numpy  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            "Saving and loading vilu_sklearn models needs the safetensors "
+            f"package: {_INSTALL}"
+        ) from None
+    return safetensors
 
-    header: dict[str, Any] = {
-        "__metadata__": {str(k): str(v) for k, v in metadata.items()}
-    }
-    blobs, offset = [], 0
-    for name, array in tensors.items():
-        dtype = np.dtype(array.dtype).newbyteorder("<")
-        if dtype not in _CODES:
-            raise TypeError(f"Tensor {name!r}: dtype {array.dtype} cannot be saved.")
-        data = np.ascontiguousarray(array, dtype=dtype).tobytes()
-        header[name] = {
-            "dtype": _CODES[dtype],
-            "shape": list(array.shape),
-            "data_offsets": [offset, offset + len(data)],
-        }
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned
-    atomic_write(Path(path), len(text).to_bytes(8, "little") + text + b"".join(blobs))
+
+def _metadata_digest(metadata: dict[str, str]) -> str:
+    rest = {k: v for k, v in metadata.items() if k not in (PAYLOAD_KEY, METADATA_KEY)}
+    text = json.dumps(rest, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def checksums(blob: bytes) -> tuple[str, str]:
+    """(payload, metadata) SHA-256 of a serialized file's bytes."""
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + n])
+    meta = header.get("__metadata__") or {}
+    return hashlib.sha256(blob[8 + n :]).hexdigest(), _metadata_digest(meta)
+
+
+def _little_endian(array: np.ndarray) -> np.ndarray:
+    # the package writes an array's buffer as is: strides and byte order first
+    # (np.ascontiguousarray would make 0-d arrays 1-d)
+    return array.astype(array.dtype.newbyteorder("<"), order="C", copy=False)
+
+
+def dumps(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
+    """Serialize arrays and string metadata, with the two checksums added.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from vilu_sklearn._safetensors import dumps
+    >>> blob = dumps({"w": np.eye(2, dtype=np.float32)}, {"k": "v"})
+    >>> len(blob) > 100
+    True
+    """
+    st = require_safetensors()
+    arrays = {k: _little_endian(v) for k, v in tensors.items()}
+    meta = {str(k): str(v) for k, v in metadata.items()}
+    try:
+        blob: bytes = st.numpy.save(arrays, metadata=meta)
+    except st.SafetensorError as exc:
+        raise TypeError(f"These arrays cannot be saved: {exc}") from None
+    meta[PAYLOAD_KEY], meta[METADATA_KEY] = checksums(blob)
+    # the tensor bytes do not depend on the metadata: the payload hash holds
+    out: bytes = st.numpy.save(arrays, metadata=meta)
+    return out
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write to a new file next to ``path``, then rename it over ``path``.
+
+    The file is created with mode 0o666 less the umask, like any new file (a
+    temporary file from :mod:`tempfile` would stay 0o600).
+    """
+    path = os.fspath(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fd = os.open(tmp, flags, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def _bad(path: str, why: str) -> ValueError:
     return ValueError(f"{path!r} is not a valid safetensors file: {why}.")
 
 
-def read_safetensors(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict]:
-    """Read a safetensors file into numpy arrays and its string metadata.
+class HeaderFile:
+    """An open safetensors file: header facts at once, tensors on request."""
+
+    def __init__(self, path: str, handle: Any) -> None:
+        self.path = path
+        self._handle = handle
+        self.metadata: dict[str, str] = dict(handle.metadata() or {})
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.dtypes: dict[str, str] = {}
+        for name in handle.keys():
+            view = handle.get_slice(name)
+            self.shapes[name] = tuple(int(s) for s in view.get_shape())
+            self.dtypes[name] = str(view.get_dtype())
+
+    def payload_digest(self) -> str:
+        """SHA-256 of the bytes after the header, read in 1 MiB blocks."""
+        h = hashlib.sha256()
+        with open(self.path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            f.seek(8 + n)
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+
+    def metadata_digest(self) -> str:
+        """SHA-256 of the metadata without its checksums (sorted JSON)."""
+        return _metadata_digest(self.metadata)
+
+    def tensor(self, name: str) -> np.ndarray:
+        """The tensor ``name`` as a new numpy array."""
+        if name not in self.shapes:
+            raise ValueError(f"The file has no tensor {name!r}.")
+        return np.asarray(self._handle.get_tensor(name))
+
+
+@contextmanager
+def open_file(path: str | os.PathLike[str]) -> Iterator[HeaderFile]:
+    """Open a safetensors file, its header checked against its size.
 
     Raises ValueError, naming the file, for anything that is not a well-formed
     safetensors file (truncated, inconsistent offsets, unknown dtypes).
     """
+    st = require_safetensors()
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 8:
-        raise _bad(path, "shorter than its 8-byte header length")
-    n = int.from_bytes(raw[:8], "little")
-    if n > _MAX_HEADER or 8 + n > len(raw):
-        raise _bad(path, f"header length {n} does not fit the file ({len(raw)} B)")
     try:
-        header = json.loads(raw[8 : 8 + n].decode("utf-8"))
+        handle_cm = st.safe_open(path, framework="numpy")
+    except st.SafetensorError as exc:
+        raise _bad(path, str(exc)) from None
     except (UnicodeDecodeError, ValueError) as exc:
-        raise _bad(path, f"its header is not JSON ({exc})") from None
-    if not isinstance(header, dict):
-        raise _bad(path, "its header is not a JSON object")
-    metadata = header.pop("__metadata__", None) or {}
-    if not isinstance(metadata, dict) or not all(
-        isinstance(v, str) for v in metadata.values()
-    ):
-        raise _bad(path, "__metadata__ must map strings to strings")
-    data = memoryview(raw)[8 + n :]
-    arrays = {name: _tensor(path, name, info, data) for name, info in header.items()}
-    return arrays, metadata
-
-
-def _tensor(path: str, name: str, info: Any, data: memoryview) -> np.ndarray:
-    if not isinstance(info, dict) or info.get("dtype") not in _DTYPES:
-        raise _bad(path, f"tensor {name!r} has no known dtype")
-    dtype = _DTYPES[info["dtype"]]
-    shape, offsets = info.get("shape"), info.get("data_offsets")
-    if not (
-        isinstance(shape, list)
-        and all(isinstance(s, int) and s >= 0 for s in shape)
-        and isinstance(offsets, list)
-        and len(offsets) == 2
-        and all(isinstance(o, int) for o in offsets)
-    ):
-        raise _bad(path, f"tensor {name!r} has a malformed shape or offsets")
-    begin, end = offsets
-    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if not 0 <= begin <= end <= len(data) or end - begin != size:
-        raise _bad(path, f"tensor {name!r} does not fit the data")
-    return np.frombuffer(data[begin:end], dtype=dtype).reshape(shape).copy()
+        raise _bad(path, str(exc)) from None
+    with handle_cm as handle:
+        try:
+            header = HeaderFile(path, handle)
+        except (st.SafetensorError, ValueError, TypeError) as exc:
+            raise _bad(path, str(exc)) from None
+        yield header

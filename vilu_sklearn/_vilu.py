@@ -36,6 +36,7 @@ from ._net import (
     training_callbacks,
     uses_autocast,
 )
+from ._persistence import register_estimator
 from ._validation import check_float32_range
 from ._zero_shot import check_class_labels
 
@@ -74,6 +75,7 @@ _warmup_constant = _net._warmup_constant
 _silent = _net._silent
 
 
+@register_estimator
 class ViLUClassifier(BaseFailurePredictor):
     """ViLU failure predictor: predicts whether a VLM's prediction is correct.
 
@@ -339,6 +341,15 @@ class ViLUClassifier(BaseFailurePredictor):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
+    # saved state (vilu_sklearn.load): the torch classes it holds, and the value
+    # of each parameter added since files were first written that reproduces
+    # older files (their posterior head was linear)
+    _persist_classes: ClassVar[tuple[type, ...]] = (
+        ViLUNet,
+        ViLUModule,
+        torch.nn.BCEWithLogitsLoss,
+    )
+    _persist_legacy_params: ClassVar[dict[str, Any]] = {"posterior_hidden_size": 0}
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ from sklearn.utils._param_validation import StrOptions
 
 from .._base import FitInputs
 from .._constraints import NumberInterval
+from .._persistence import register_estimator
 from ._base import (
     CAPTION_CONSTRAINTS,
     CLASSIFICATION_TEXTS_DOC,
@@ -50,6 +51,7 @@ _doc = fill_doc(
 )
 
 
+@register_estimator
 @_doc
 class KNN(BaseBaseline):
     """Deep nearest neighbours (Sun et al., 2022): minus the k-th neighbour distance.
@@ -191,6 +193,7 @@ def _weighted_mean_cov(
     return mean, (dev * w[:, None]).T @ dev / w.sum()
 
 
+@register_estimator
 @_doc
 class Mahalanobis(BaseBaseline):
     """Mahalanobis distance to the class means (Lee et al., 2018), shared covariance.
@@ -330,6 +333,7 @@ class Mahalanobis(BaseBaseline):
         return out
 
 
+@register_estimator
 @_doc
 class RelativeMahalanobis(Mahalanobis):
     """Relative Mahalanobis distance (Ren et al., 2021), shared covariance.

@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import StrOptions
 
 from .._base import FitInputs
 from .._constraints import NumberInterval
+from .._persistence import register_estimator
 from ._base import (
     CLASSIFICATION_TEXTS_DOC,
     BaseBaseline,
@@ -159,6 +160,7 @@ class _TunedImageText(BaseBaseline):
         return self._combine(msp, term, getattr(self, self._tuned + "_"))
 
 
+@register_estimator
 @_doc
 class TrustVLM(_TunedImageText):
     """TrustVLM (Dong et al., 2025): MSP plus similarity to an image prototype.
@@ -326,7 +328,7 @@ class _Gaussians:
     _ARRAYS = ("mean", "components", "present", "means", "whiten", "logdet")
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """The fitted arrays, by name (what safe persistence stores)."""
+        """The fitted arrays, by name (what ICPE saves)."""
         return {name: getattr(self, name) for name in self._ARRAYS}
 
     @classmethod
@@ -354,6 +356,7 @@ class _Gaussians:
         return out
 
 
+@register_estimator
 @_doc
 class ICPE(_TunedImageText):
     """ICPE (Lin et al., 2025): MSP plus a softmax of class-conditional densities.
@@ -498,3 +501,15 @@ class ICPE(_TunedImageText):
 
     def _combine(self, msp: np.ndarray, term: np.ndarray, value: Any) -> np.ndarray:
         return 0.5 * (msp + term)
+
+    # saved state (vilu_sklearn.load): the Gaussians as their arrays
+    def _get_persist_state(self) -> dict[str, Any]:
+        state = super()._get_persist_state()
+        if isinstance(state.get("_state"), _Gaussians):
+            state["_state"] = state["_state"].to_arrays()
+        return state
+
+    def _set_persist_state(self, state: dict[str, Any]) -> None:
+        if isinstance(state.get("_state"), dict):
+            state = {**state, "_state": _Gaussians.from_arrays(state["_state"])}
+        super()._set_persist_state(state)

@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import StrOptions
 from .._base import FitInputs
 from .._constraints import NumberInterval
 from .._modules import failure_weight, weighted_bce_loss
+from .._persistence import register_estimator
 from .._vilu import ViLUClassifier
 from ._base import BaseBaseline, ThresholdPredictMixin
 from ._image_space import image_points
@@ -50,6 +51,7 @@ def _zero_subnormal_weights(module: torch.nn.Module) -> None:
         p.masked_fill_(p.abs() < torch.finfo(p.dtype).tiny, 0.0)
 
 
+@register_estimator
 class LVU(ThresholdPredictMixin, BaseBaseline):
     """LVU: an MLP on the image embedding regressing the true-class probability.
 

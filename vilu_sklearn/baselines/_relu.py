@@ -13,6 +13,7 @@ from sklearn.utils._param_validation import StrOptions
 
 from .._base import FitInputs
 from .._constraints import NumberInterval
+from .._persistence import register_estimator
 from ._base import (
     CLASSIFICATION_TEXTS_DOC,
     BaseBaseline,
@@ -24,6 +25,7 @@ from ._image_space import best_by_auroc, validation_split
 __all__ = ["RelU"]
 
 
+@register_estimator
 @fill_doc(classification_texts=CLASSIFICATION_TEXTS_DOC)
 class RelU(BaseBaseline):
     """Rel-U: confidence ``-p^T D p`` with a class-pair matrix ``D`` learned in fit.

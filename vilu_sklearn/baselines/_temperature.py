@@ -10,6 +10,7 @@ from scipy.optimize import minimize_scalar
 
 from .._base import FitInputs
 from .._constraints import PositiveRealPair
+from .._persistence import register_estimator
 from ._base import (
     CLASSIFICATION_TEXTS_DOC,
     BaseBaseline,
@@ -20,6 +21,7 @@ from ._base import (
 __all__ = ["TemperatureScaling"]
 
 
+@register_estimator
 @fill_doc(classification_texts=CLASSIFICATION_TEXTS_DOC)
 class TemperatureScaling(ThresholdPredictMixin, BaseBaseline):
     """MSP of ``softmax(logit_scale * cos / T)`` with ``T`` fitted on the data.

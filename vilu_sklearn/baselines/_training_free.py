@@ -14,6 +14,7 @@ from scipy.special import logsumexp
 from sklearn.utils._param_validation import StrOptions
 
 from .._constraints import NumberInterval, positive_real
+from .._persistence import register_estimator
 from ._base import (
     CAPTION_CONSTRAINTS,
     BaseBaseline,
@@ -92,6 +93,7 @@ def max_softmax_inplace(logits: np.ndarray) -> np.ndarray:
 _doc = fill_doc(shared_params=_SHARED_PARAMS, shared_attributes=_SHARED_ATTRIBUTES)
 
 
+@register_estimator
 @_doc
 class MSP(ThresholdPredictMixin, _TrainingFree):
     """Maximum softmax probability: ``max_k softmax(logit_scale * cos)_k``.
@@ -164,6 +166,7 @@ class MSP(ThresholdPredictMixin, _TrainingFree):
         return np.column_stack([1.0 - p, p])
 
 
+@register_estimator
 class MCM(BaseBaseline):
     """Maximum Concept Matching (Ming et al., 2022): ``max_k softmax(cos / T)_k``.
 
@@ -261,6 +264,7 @@ class MCM(BaseBaseline):
         return max_softmax_inplace(logits)
 
 
+@register_estimator
 @_doc
 class Entropy(_TrainingFree):
     """Negative normalised entropy of ``softmax(logit_scale * cos)``.
@@ -334,6 +338,7 @@ class Entropy(_TrainingFree):
         return np.einsum("ij,ij->i", p, log_p) / np.log(K)
 
 
+@register_estimator
 @_doc
 class Doctor(ThresholdPredictMixin, _TrainingFree):
     """DOCTOR (Granese et al., 2021), totally black-box: confidence ``-D``.
@@ -419,6 +424,7 @@ class Doctor(ThresholdPredictMixin, _TrainingFree):
         return -(1.0 - g) / g
 
 
+@register_estimator
 @_doc
 class Energy(_TrainingFree):
     """Energy score: confidence ``T * logsumexp(logit_scale * cos / T)``.
@@ -487,6 +493,7 @@ class Energy(_TrainingFree):
         return T * np.asarray(logsumexp(logits, axis=1))
 
 
+@register_estimator
 @_doc
 class MaxLogit(_TrainingFree):
     """Maximum logit: confidence ``logit_scale * max_k cos(X_img, X_txt_k)``.
@@ -525,6 +532,7 @@ class MaxLogit(_TrainingFree):
         return logits.max(axis=1)
 
 
+@register_estimator
 @_doc
 class Margin(_TrainingFree):
     """Probability margin: top-1 minus top-2 of ``softmax(logit_scale * cos)``.

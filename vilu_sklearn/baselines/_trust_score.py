@@ -9,6 +9,7 @@ import numpy as np
 
 from .._base import FitInputs
 from .._constraints import NumberInterval
+from .._persistence import register_estimator
 from ._base import (
     CLASSIFICATION_TEXTS_DOC,
     BaseBaseline,
@@ -25,6 +26,7 @@ from ._image_space import (
 __all__ = ["TrustScore"]
 
 
+@register_estimator
 @fill_doc(classification_texts=CLASSIFICATION_TEXTS_DOC)
 class TrustScore(ThresholdPredictMixin, BaseBaseline):
     """Trust score: distance ratio of the nearest other class to the predicted one.

@@ -18,13 +18,17 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._persistence import PersistMixin, register_estimator
 from .._validation import check_embeddings, check_y_correct
 from ._threshold import certify_coverage, certify_threshold
 
 __all__ = ["SelectiveClassifier"]
 
 
-class SelectiveClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+@register_estimator
+class SelectiveClassifier(
+    PersistMixin, MetaEstimatorMixin, ClassifierMixin, BaseEstimator
+):
     """Accept a VLM prediction or abstain, with a certified error rate.
 
     A meta-estimator around any failure predictor of the package (ViLU or a
