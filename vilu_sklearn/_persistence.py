@@ -693,13 +693,26 @@ def load(path: str | os.PathLike[str], *, device: Any = None) -> Any:
     with st.open_file(path) as file:
         _check_header(file)
         meta = file.metadata
-        cls = _estimator_class(meta.get("class"))
-        params, state = _parse(path, meta, "params"), _parse(path, meta, "attributes")
-        decode = _Decoder(file, dev, getattr(cls, "_persist_classes", ()))
         try:
+            cls = _estimator_class(meta.get("class"))
+            params = _parse(path, meta, "params")
+            state = _parse(path, meta, "attributes")
+            decode = _Decoder(file, dev, getattr(cls, "_persist_classes", ()))
             return _restore(cls, params, state, decode, path)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except _MALFORMED as exc:
             raise _in_file(exc, path, meta) from None
+
+
+# what decoding a malformed (but checksum-valid) file can raise
+_MALFORMED = (
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    OverflowError,
+    RuntimeError,
+)
 
 
 def _in_file(exc: Exception, path: str, meta: dict) -> ValueError:

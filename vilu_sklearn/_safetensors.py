@@ -161,7 +161,11 @@ class HeaderFile:
         """The tensor ``name`` as a new numpy array."""
         if name not in self.shapes:
             raise ValueError(f"The file has no tensor {name!r}.")
-        return np.asarray(self._handle.get_tensor(name))
+        st = require_safetensors()
+        try:
+            return np.asarray(self._handle.get_tensor(name))
+        except (st.SafetensorError, TypeError, ValueError) as exc:
+            raise ValueError(f"Tensor {name!r} cannot be read: {exc}") from None
 
 
 @contextmanager
