@@ -687,7 +687,9 @@ def test_n_epochs_does_not_count_an_epoch_cut_short(toy, monkeypatch):
 
     monkeypatch.setattr(net_mod.ViLUNet, "train_step", interrupted)
     params = {**FAST, "max_epochs": 6, "early_stopping": False, "batch_size": 200}
-    clf = ViLUClassifier(**params).fit(X_img, X_txt, y)
+    clf = ViLUClassifier(**params)
+    with pytest.raises(KeyboardInterrupt):
+        clf.fit(X_img, X_txt, y)
     assert len(clf.history_) == 3 and clf.n_epochs_ == 2
 
 
@@ -824,7 +826,7 @@ def test_interrupted_training_is_visible(monkeypatch):
         return [*original(early=early), ("interrupt", Interrupt())]
 
     monkeypatch.setattr(clf, "_callbacks", with_interrupt)
-    with pytest.warns(UserWarning, match="interrupted after 3 of 20 epochs"):
+    with pytest.raises(KeyboardInterrupt, match="interrupted after 3 of 20 epochs"):
         clf.fit(X, T, y)
     assert clf.interrupted_ is True
     assert _small(max_epochs=2).fit(X, T, y).interrupted_ is False
@@ -964,3 +966,68 @@ def test_labels_with_early_stopping_and_sample_weight(toy):
     clf.fit(X_img, X_txt, y, labels=labels, sample_weight=np.ones(len(y)))
     assert np.isfinite(clf.decision_function(X_img, X_txt)).all()
     assert "valid_auroc" in clf.history_[-1]
+
+
+# ------------------------------------------------- issue 18: defects 1, 7, 10
+def test_labels_that_contradict_y_correct_are_refused(toy):
+    # issue 18, defect 1: labels shifted by one class trained silently
+    X_img, X_txt, labels, y = toy
+    shifted = (labels + 1) % X_txt.shape[0]
+    with pytest.raises(ValueError, match=r"labels contradict y_correct on \d+ of 400"):
+        ViLUClassifier(**FAST).fit(X_img, X_txt, y, labels=shifted)
+
+
+def test_a_few_contradicting_labels_warn_with_the_count(toy):
+    X_img, X_txt, labels, y = toy
+    few = labels.copy()
+    i = int(np.flatnonzero(y == 1)[0])
+    few[i] = (few[i] + 1) % X_txt.shape[0]  # 1 of 400 rows: under 1 %
+    clf = ViLUClassifier(**{**FAST, "max_epochs": 1})
+    with pytest.warns(UserWarning, match="labels contradict y_correct on 1 of 400"):
+        clf.fit(X_img, X_txt, y, labels=few)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # agreeing labels: no warning
+        clf.fit(X_img, X_txt, y, labels=labels)
+
+
+def test_ctrl_c_inside_grid_search_stops_the_search(toy, monkeypatch):
+    # issue 18, defect 7: skorch swallowed the KeyboardInterrupt, so one Ctrl-C
+    # ended the current fit only and the search scored the truncated model
+    X_img, X_txt, _, y = toy
+    fits = []
+    real = net_mod.ViLUNet.train_step
+
+    def interrupted(self, *args, **kwargs):
+        fits.append(1)
+        if len(fits) == 1:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(net_mod.ViLUNet, "train_step", interrupted)
+    search = GridSearchCV(
+        ViLUClassifier(**{**FAST, "max_epochs": 1}, text_embeddings=X_txt),
+        {"lr": [1e-3, 1e-2]},
+        cv=2,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        search.fit(X_img, y)
+    assert len(fits) == 1  # no other fit started
+
+
+def test_empty_hidden_layer_sizes_is_a_linear_head(toy):
+    # issue 18, defect 10: hidden_layer_sizes=() passed validation, then failed
+    # inside torch
+    X_img, X_txt, labels, y = toy
+    for posterior_head in (True, False):
+        clf = ViLUClassifier(
+            **{**FAST, "hidden_layer_sizes": ()}, posterior_head=posterior_head
+        ).fit(X_img, X_txt, y)
+        mlp = clf.net_.module_.mlp
+        assert len(mlp) == 1 and mlp[0].in_features == 3 * X_img.shape[1]
+        fast = clf.decision_function(X_img, X_txt)
+        clf.net_.module_.fast_inference = False
+        dense = clf.decision_function(X_img, X_txt)
+        assert np.isfinite(fast).all()
+        np.testing.assert_allclose(fast, dense, rtol=1e-4, atol=1e-4)
+        # the toy's failures are found by the posterior head (0.91 with (32,))
+        assert roc_auc_score(y, fast) > (0.8 if posterior_head else 0.5)

@@ -407,7 +407,7 @@ class ViLUModule(nn.Module):
     use_predicted_text : bool, default=True
         Include ``z_t_hat`` in the features.
     hidden_layer_sizes : sequence of int, default=(512, 256, 128)
-        Widths of the hidden layers of the MLP.
+        Widths of the hidden layers of the MLP (empty: a linear head).
     activation : {"relu", "leaky_relu", "gelu", "tanh"}, default="relu"
         Hidden-layer activation.
     dropout : float, default=0.0
@@ -575,6 +575,8 @@ class ViLUModule(nn.Module):
 
     def _head(self, first: torch.Tensor) -> torch.Tensor:
         """Logits (B,) from the first layer's pre-activation; last layer in fp32."""
+        if len(self.mlp) == 1:  # no hidden layer: the first layer is the last
+            return _at_least_fp32(first).squeeze(-1)
         hidden = self.mlp[1:-1](first)
         with _full_precision(first.device.type):
             return self.mlp[-1](_at_least_fp32(hidden)).squeeze(-1)

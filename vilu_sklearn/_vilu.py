@@ -37,9 +37,14 @@ from ._net import (
     uses_autocast,
 )
 from ._validation import check_float32_range
-from ._zero_shot import check_class_labels
+from ._zero_shot import _predict_argmax, check_class_labels
 
-__all__ = ["REFERENCE_PARAMS", "ViLUClassifier"]
+__all__ = [
+    "LABEL_DISAGREEMENT_LIMIT",
+    "REFERENCE_PARAMS",
+    "ViLUClassifier",
+    "check_labels_agree",
+]
 
 #: The paper-faithful head and the authors' CIFAR-10 training recipe
 #: (``scripts/train_vilu_cifar10.sh`` of the reference code), shortened from 800
@@ -63,6 +68,10 @@ REFERENCE_PARAMS: dict[str, Any] = {
 }
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: Largest share of rows whose ``labels`` may contradict ``y_correct`` in ``fit``
+#: (with a warning) before it is refused: near-ties of the similarities can
+#: flip the argmax between precisions, a shifted or permuted labelling cannot.
+LABEL_DISAGREEMENT_LIMIT = 0.01
 # (rows x candidates) elements of one prediction batch's similarity matrix
 _PREDICT_BUDGET = 1 << 24
 # the names these objects had here, so that models pickled before they moved
@@ -163,7 +172,8 @@ class ViLUClassifier(BaseFailurePredictor):
         embeddings (docs/vilu.md); its cost is ``2 d x 2048`` multiply-adds per
         image.
     hidden_layer_sizes : tuple of int, default=(512, 256, 128)
-        Hidden widths of the MLP (3d -> 512 -> 256 -> 128 -> 1 as in the paper).
+        Hidden widths of the MLP (3d -> 512 -> 256 -> 128 -> 1 as in the paper);
+        ``()`` makes it a linear head on the concatenated features.
     activation : {"relu", "leaky_relu", "gelu", "tanh"}, default="relu"
         Hidden activation.
     dropout : float, default=0.0
@@ -258,8 +268,10 @@ class ViLUClassifier(BaseFailurePredictor):
     fit_time_ : float
         Training wall time in seconds.
     interrupted_ : bool
-        True when a KeyboardInterrupt (Ctrl-C) ended training early: the model
-        is incomplete (a warning says so too).
+        True when a KeyboardInterrupt (Ctrl-C) ended training early: ``fit``
+        then raises the KeyboardInterrupt again (so that it also stops a
+        ``GridSearchCV`` or a calibration wrapping the estimator), and the
+        incomplete model is kept on the estimator.
 
     Notes
     -----
@@ -474,7 +486,10 @@ class ViLUClassifier(BaseFailurePredictor):
             cross-entropy on the true class, which tells it where the VLM's
             failures really belong (``y_correct`` only says where they do
             not); this raised the validation AUROC on real-image embeddings
-            (docs/vilu.md). Needs ``posterior_head=True``.
+            (docs/vilu.md). Needs ``posterior_head=True``. They must agree
+            with ``y_correct`` (the label is the VLM's prediction exactly where
+            ``y_correct`` is 1): a few contradictions warn, more than 1 %
+            (``LABEL_DISAGREEMENT_LIMIT``) raise a ``ValueError``.
 
         Returns
         -------
@@ -499,7 +514,11 @@ class ViLUClassifier(BaseFailurePredictor):
             raise ValueError(
                 "labels train the posterior head; they need posterior_head=True."
             )
-        return check_class_labels(labels, inputs.X_img.shape[0], inputs.X_txt.shape[0])
+        labels = check_class_labels(
+            labels, inputs.X_img.shape[0], inputs.X_txt.shape[0]
+        )
+        check_labels_agree(labels, inputs, normalize=bool(self.normalize))
+        return labels
 
     def _fit(self, inputs: FitInputs) -> None:
         """Train: build the net, seed and train it, set the fitted attributes."""
@@ -552,12 +571,12 @@ class ViLUClassifier(BaseFailurePredictor):
             )
             self.best_epoch_ = result.restored_epoch
         if result.interrupted:
-            warnings.warn(
+            # skorch swallows Ctrl-C; raised again, it stops a search or a
+            # calibration too, instead of letting them score a truncated model
+            raise KeyboardInterrupt(
                 f"Training was interrupted after {self.n_epochs_} of "
-                f"{self.max_epochs} epochs (KeyboardInterrupt): the model is "
-                "incomplete (interrupted_ is True).",
-                UserWarning,
-                stacklevel=4,
+                f"{self.max_epochs} epochs: the incomplete model is kept on the "
+                "estimator (interrupted_ is True)."
             )
 
     def _valid_split_usable(self, y: Any, seed: int) -> bool:
@@ -887,3 +906,45 @@ class ViLUClassifier(BaseFailurePredictor):
         except (RuntimeError, TypeError, ValueError):  # invalid device: fit says so
             tags.non_deterministic = False
         return tags
+
+
+def check_labels_agree(
+    labels: np.ndarray, inputs: FitInputs, *, normalize: bool
+) -> None:
+    """Check that class ``labels`` agree with ``y_correct``.
+
+    Where ``y_correct`` is 1 the label must be the VLM's prediction (the argmax
+    of the similarities to the candidate texts), where it is 0 another class.
+    More than :data:`LABEL_DISAGREEMENT_LIMIT` of the rows in contradiction
+    raise a ``ValueError``; fewer warn, with the counts.
+    """
+    assert inputs.X_txt is not None and inputs.y is not None
+    pred = _predict_argmax(inputs.X_img, inputs.X_txt, normalize)
+    hit = pred == labels
+    wrong_right = int(np.sum(hit & (inputs.y == 0)))  # "wrong", label = prediction
+    right_wrong = int(np.sum(~hit & (inputs.y == 1)))  # "right", label differs
+    n_bad, n = wrong_right + right_wrong, len(labels)
+    if not n_bad:
+        return
+    message = (
+        f"labels contradict y_correct on {n_bad} of {n} rows ({100 * n_bad / n:.2g} "
+        f"%): {right_wrong} rows with y_correct=1 have a label other than the "
+        f"VLM's prediction (the argmax of the similarities to X_txt) and "
+        f"{wrong_right} rows with y_correct=0 have the predicted class as their "
+        "label. labels must be the true classes that y_correct was computed "
+        "from (vilu_sklearn.correctness(X_img, X_txt, labels)), as indices into "
+        "the rows of X_txt"
+    )
+    if n_bad > LABEL_DISAGREEMENT_LIMIT * n:
+        raise ValueError(
+            f"{message}; more than {100 * LABEL_DISAGREEMENT_LIMIT:g} % of "
+            "contradictions is refused (shifted or permuted labels, or "
+            "y_correct from other texts?)."
+        )
+    warnings.warn(
+        f"{message}. Up to {100 * LABEL_DISAGREEMENT_LIMIT:g} % is tolerated "
+        "(near-ties of the similarities can flip the argmax between "
+        "precisions); the posterior head learns from these labels as given.",
+        UserWarning,
+        stacklevel=4,
+    )
