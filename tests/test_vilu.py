@@ -1031,3 +1031,54 @@ def test_empty_hidden_layer_sizes_is_a_linear_head(toy):
         np.testing.assert_allclose(fast, dense, rtol=1e-4, atol=1e-4)
         # the toy's failures are found by the posterior head (0.91 with (32,))
         assert roc_auc_score(y, fast) > (0.8 if posterior_head else 0.5)
+
+
+# ------------------------------------------------------ issue 18: defect 8
+def test_large_logit_scale_keeps_the_default_head_working(toy):
+    # issue 18, defect 8: the posterior head's logit was capped at 100, so a
+    # large logit_scale gave (nearly) constant scores: AUROC 0.69 at 1e4
+    X_img, X_txt, _, y = toy
+    aurocs = {}
+    for scale in (100.0, 1e4, 1e6):
+        clf = ViLUClassifier(**FAST, logit_scale=scale).fit(X_img, X_txt, y)
+        conf = clf.decision_function(X_img, X_txt)
+        assert len(np.unique(conf)) > 0.9 * len(conf)
+        aurocs[scale] = roc_auc_score(y, conf)
+    assert aurocs[1e4] > aurocs[100.0] - 0.05 and aurocs[1e6] > aurocs[100.0] - 0.05
+
+
+@pytest.mark.parametrize(
+    ("params", "scale", "sample_weight", "match"),
+    [
+        ({}, 1.0, 1e37, "sample_weight holds values up to 1e\\+37"),
+        ({"normalize": False}, 1e20, None, "with normalize=False.*dot products"),
+        ({"logit_scale": 1e39}, 1.0, None, "logit_scale=1e\\+39 times"),
+    ],
+)
+def test_overflowing_inputs_are_not_blamed_on_the_learning_rate(
+    toy, params, scale, sample_weight, match
+):
+    # issue 18, defect 8: float32 overflow from the inputs was reported as
+    # "lower the learning rate"
+    X_img, X_txt, _, y = toy
+    sw = None if sample_weight is None else np.full(len(y), sample_weight)
+    clf = ViLUClassifier(**{**FAST, "dtype": "float32", **params})
+    with pytest.raises(ValueError, match="overflow float32: " + match) as err:
+        clf.fit(X_img * scale, X_txt * scale, y, sample_weight=sw)
+    assert "learning rate" not in str(err.value)
+
+
+def test_weights_broken_by_the_last_step_are_not_returned():
+    # a last optimiser step that makes the outputs non-finite (lr=1e6) was
+    # seen by no batch: the model gave all-NaN scores without a word
+    X, T, y = _data()
+    clf = _small(max_epochs=2, lr=1e6, dtype="float32")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            clf.fit(X, T, y)
+        except ValueError as exc:  # diverged in the first epoch: no weights
+            assert "diverged" in str(exc)
+            return
+    assert any("diverged" in str(w.message) for w in caught)
+    assert np.isfinite(clf.decision_function(X, T)).all()

@@ -68,6 +68,8 @@ REFERENCE_PARAMS: dict[str, Any] = {
 }
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+# a loss term within this factor of the float range counts as an overflow
+_OVERFLOW_MARGIN = 1e4
 #: Largest share of rows whose ``labels`` may contradict ``y_correct`` in ``fit``
 #: (with a warning) before it is refused: near-ties of the similarities can
 #: flip the argmax between precisions, a shifted or permuted labelling cannot.
@@ -276,7 +278,8 @@ class ViLUClassifier(BaseFailurePredictor):
     Notes
     -----
     Training that diverges (a non-finite loss or output, e.g. with too high a
-    learning rate) stops with a warning and keeps the last weights known to be
+    learning rate; the message names the inputs instead when they overflow
+    ``dtype``) stops with a warning and keeps the last weights known to be
     finite (early stopping's best, else those of the last finished epoch;
     ``best_epoch_`` says which); if it diverges in the first epoch, ``fit``
     raises a ``ValueError``. When early stopping on AUROC would see a
@@ -548,24 +551,30 @@ class ViLUClassifier(BaseFailurePredictor):
         )
         self.fit_time_ = result.fit_time
         self._set_fitted_attributes(net, inputs, early=early)
-        self._report_abnormal_end(result)
+        self._report_abnormal_end(result, inputs)
 
-    def _report_abnormal_end(self, result: TrainResult) -> None:
+    def _report_abnormal_end(self, result: TrainResult, inputs: FitInputs) -> None:
         """Raise or warn when training diverged or was interrupted."""
         self.interrupted_ = result.interrupted
         if result.diverged_at is not None:
+            overflow = self._overflow_suspects(inputs)
+            advice = (
+                f"The inputs overflow {self.dtype}: {'; '.join(overflow)}"
+                if overflow
+                else f"Lower the learning rate (lr={self.lr!r})"
+            )
             if result.restored_epoch == 0:
                 raise ValueError(
-                    f"Training diverged: the loss was not finite in epoch "
-                    f"{result.diverged_at}, before any epoch finished, so there are "
-                    f"no usable weights. Lower the learning rate (lr={self.lr!r}) "
-                    "or check the inputs."
+                    f"Training diverged: the loss or the outputs were not finite in "
+                    f"epoch {result.diverged_at}, before any epoch finished, so there "
+                    f"are no usable weights. {advice}"
+                    + ("." if overflow else " or check the inputs.")
                 )
             warnings.warn(
-                f"Training diverged: the loss was not finite in epoch "
-                f"{result.diverged_at}; training stopped and the weights of epoch "
-                f"{result.restored_epoch} were restored (best_epoch_). Lower the "
-                f"learning rate (lr={self.lr!r}) to train further.",
+                f"Training diverged: the loss or the outputs were not finite in "
+                f"epoch {result.diverged_at}; training stopped and the weights of "
+                f"epoch {result.restored_epoch} were restored (best_epoch_). {advice}"
+                + ("." if overflow else " to train further."),
                 UserWarning,
                 stacklevel=4,
             )
@@ -578,6 +587,39 @@ class ViLUClassifier(BaseFailurePredictor):
                 f"{self.max_epochs} epochs: the incomplete model is kept on the "
                 "estimator (interrupted_ is True)."
             )
+
+    def _overflow_suspects(self, inputs: FitInputs) -> list[str]:
+        """Inputs whose size can make the loss overflow (not a too high ``lr``).
+
+        A sample weight, a logit scale or (``normalize=False``) an embedding
+        norm whose products in the loss come within :data:`_OVERFLOW_MARGIN`
+        of the float range.
+        """
+        limit = float(np.finfo(np.float32 if self.dtype == "float32" else float).max)
+        limit /= _OVERFLOW_MARGIN
+        found = []
+        sw = inputs.sample_weight
+        if sw is not None and float(sw.max()) > limit:
+            found.append(
+                f"sample_weight holds values up to {float(sw.max()):.3g} (only "
+                "the ratios of the weights matter: divide them by their mean)"
+            )
+        norm = 1.0
+        if not self.normalize:
+            norm = _max_row_norm(inputs.X_img)
+            texts = inputs.X_txt if inputs.X_txt is not None else inputs.captions
+            norm *= 1.0 if texts is None else _max_row_norm(texts)
+            if norm > limit:
+                found.append(
+                    f"with normalize=False the image-text dot products reach "
+                    f"{norm:.3g} (use normalize=True or rescale the embeddings)"
+                )
+        if norm <= limit < float(self.logit_scale) * norm:
+            found.append(
+                f"logit_scale={self.logit_scale!r} times the similarities reaches "
+                f"{float(self.logit_scale) * norm:.3g} (CLIP's logit_scale is 100)"
+            )
+        return found
 
     def _valid_split_usable(self, y: Any, seed: int) -> bool:
         """Early stopping on AUROC needs both classes in the validation split."""
@@ -948,3 +990,12 @@ def check_labels_agree(
         UserWarning,
         stacklevel=4,
     )
+
+
+def _max_row_norm(X: np.ndarray) -> float:
+    """Largest Euclidean row norm, in float64, read in chunks of rows."""
+    peak = 0.0
+    for start in range(0, X.shape[0], 65536):
+        block = np.asarray(X[start : start + 65536], dtype=np.float64)
+        peak = max(peak, float(np.sqrt(np.einsum("ij,ij->i", block, block)).max()))
+    return peak
