@@ -194,6 +194,11 @@ def test_output_is_written_atomically(npz, capsys, tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["table.md"]
     code, out, err = _run(capsys, "--data", str(npz), "--output", str(out_file))
     assert code == 0 and out_file.read_text() == out
+    link = tmp_path / "link.md"  # a link is written through, not replaced
+    link.symlink_to(out_file)
+    out_file.write_text("old\n")
+    code, out, err = _run(capsys, "--data", str(npz), "--output", str(link))
+    assert code == 0 and link.is_symlink() and out_file.read_text() == out
 
 
 def test_cuda_device_without_cuda_is_one_line(npz, capsys, monkeypatch):

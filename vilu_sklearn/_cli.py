@@ -399,8 +399,10 @@ def _write_atomically(path: Path, text: str) -> None:
     """Write ``text`` to a new file next to ``path``, then rename it over ``path``.
 
     A failure (a full disk) leaves the previous file as it was and no partial
-    file behind. The new file gets the usual permissions (umask applies).
+    file behind. The new file gets the usual permissions (umask applies); a
+    symbolic link is written through, as before, not replaced.
     """
+    path = Path(os.path.realpath(path))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
