@@ -1012,6 +1012,15 @@ def test_ctrl_c_inside_grid_search_stops_the_search(toy, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         search.fit(X_img, y)
     assert len(fits) == 1  # no other fit started
+    from vilu_sklearn.selective import SelectiveClassifier
+
+    fits.clear()
+    selective = SelectiveClassifier(
+        ViLUClassifier(**{**FAST, "max_epochs": 1}), target_risk=0.3
+    )
+    with pytest.raises(KeyboardInterrupt):  # not calibrated on a truncated model
+        selective.fit(X_img, X_txt, y)
+    assert not hasattr(selective, "threshold_")
 
 
 def test_empty_hidden_layer_sizes_is_a_linear_head(toy):
