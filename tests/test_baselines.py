@@ -825,3 +825,35 @@ def test_text_columns_must_match_image_feature_names(cls):
         cls().fit(img, shuffled, y)
     with pytest.raises(ValueError, match="X_txt.*columns"):
         est.decision_function(img, shuffled)
+
+
+# ------------------------------------------------- issue 18: defects 11, 19
+@pytest.mark.parametrize("cls", [bl.Mahalanobis, bl.RelativeMahalanobis])
+def test_mahalanobis_without_class_spread_warns(cls):
+    # issue 18, defect 19: one correctly predicted training image gave
+    # constant class distances (all scores equal for Mahalanobis) silently
+    X_txt = np.eye(2)
+    X = np.array([[2.0, 0.1], [0.1, 2.0], [1.0, 1.1], [-1.0, 0.2]])
+    y = [1, 0, 0, 0]
+    with pytest.warns(UserWarning, match="1 correctly predicted training image"):
+        est = cls(normalize=False).fit(X, X_txt, y)
+    if cls is bl.Mahalanobis:
+        assert np.ptp(est.decision_function(X)) == 0  # what the warning says
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # two images of class 0: a spread
+        cls(normalize=False).fit(
+            X[[0, 0, 1]] + [[0, 0.1], [0, -0.1], [0, 0]], X_txt, [1, 1, 0]
+        )
+
+
+def test_lvu_on_cuda_without_cuda_names_device(monkeypatch):
+    # issue 18, defect 11: LVU(device="cuda") on a CPU-only machine raised
+    # torch's AssertionError from inside training
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    X, X_txt, _, y = make_toy(n=60)
+    with pytest.raises(ValueError, match="device='cuda'.*CUDA is not available"):
+        bl.LVU(device="cuda", max_epochs=1).fit(X, X_txt, y)

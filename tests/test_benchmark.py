@@ -419,6 +419,75 @@ def test_cli_says_whether_vilu_got_the_class_labels(
 ):
     path = tmp_path / "emb.npz"
     np.savez(path, X_img=small.X_img, y=small.labels, X_txt=small.X_txt)
-    argv = ["benchmark", "--data", str(path), "--methods", "MSP", "--quiet"]
-    assert main(argv + flags) == 0
+    argv = ["benchmark", "--data", str(path), "--quiet", "--n-resamples", "0"]
+    assert main([*argv, "--methods", "ViLU,MSP", "--max-epochs", "1", *flags]) == 0
     assert said in capsys.readouterr().out
+    # issue 18, defect 20: without ViLU among --methods, no sentence about it
+    assert main([*argv, "--methods", "MSP", *flags]) == 0
+    out = capsys.readouterr().out
+    assert "ViLU" not in out and "class labels" not in out
+
+
+# --------------------------------------------- issue 18: defects 17, 21, 22
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"fit_labels": "no"}, "fit_labels must be True or False; got 'no'"),
+        ({"normalize": "False"}, "normalize must be True or False"),
+        ({"target_risk": 1.5}, r"target_risk must be a number in \[0, 1\); got 1.5"),
+        ({"delta": 0}, r"delta must be a number in \(0, 1\)"),
+        ({"confidence_level": 95}, "confidence_level must be"),
+        ({"n_resamples": -1}, "n_resamples must be an integer >= 0"),
+        ({"reference": "Nope"}, "reference must be one of .*MSP, Spy.*'Nope'"),
+    ],
+)
+def test_benchmark_options_are_checked_before_any_fit(small, kwargs, match):
+    # issue 18, defects 17 and 21: fit_labels="no" acted as True; a bad
+    # target_risk was refused only after the first fit; an unknown reference
+    # silently dropped the paired comparison
+    X_tr, T, y_tr, X_te, y_te = _split(small)
+    _LabelSpy.seen.clear()
+    with pytest.raises(ValueError, match=match):
+        benchmark(
+            {"MSP": MSP(), "Spy": _LabelSpy()}, X_tr, T, y_tr, X_te, y_te,
+            **{"n_resamples": 0, "as_frame": False, **kwargs},
+        )  # fmt: skip
+    assert _LabelSpy.seen == []  # nothing was fitted
+
+
+def test_benchmark_reference_auto_is_vilu_when_it_runs(small):
+    X_tr, T, y_tr, X_te, y_te = _split(small)
+    rows = benchmark(
+        {"MSP": MSP(), "Doctor": Doctor()}, X_tr, T, y_tr, X_te, y_te,
+        n_resamples=0, as_frame=False,
+    )  # fmt: skip
+    assert not any("paired_vs" in r for r in rows)  # no ViLU: no comparison
+    rows = benchmark(
+        {"MSP": MSP(), "Doctor": Doctor()}, X_tr, T, y_tr, X_te, y_te,
+        n_resamples=0, as_frame=False, reference="Doctor",
+    )  # fmt: skip
+    assert rows[1]["paired_vs"] == "MSP"
+
+
+def test_benchmark_warns_when_labels_look_like_correctness(small):
+    # issue 18, defect 22: y_kind="labels" given 0/1 correctness reported a
+    # VLM accuracy of 0.126 instead of 0.674, silently
+    from vilu_sklearn import correctness
+
+    X_tr, T, y_tr, X_te, y_te = _split(small)
+    c_tr, c_te = correctness(X_tr, T, y_tr), correctness(X_te, T, y_te)
+    with pytest.warns(UserWarning, match="look like 0/1 correctness.*y_kind='correct'"):
+        benchmark(
+            {"MSP": MSP()}, X_tr, T, c_tr, X_te, c_te,
+            n_resamples=0, as_frame=False,
+        )  # fmt: skip
+    # true labels of two of the 8 classes: no warning
+    import warnings
+
+    keep_tr, keep_te = y_tr <= 1, y_te <= 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        benchmark(
+            {"MSP": MSP()}, X_tr[keep_tr], T, y_tr[keep_tr], X_te[keep_te],
+            y_te[keep_te], n_resamples=0, as_frame=False,
+        )  # fmt: skip

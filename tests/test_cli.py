@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import pickle
 
@@ -68,12 +70,10 @@ def test_output_path_checked_before_the_run(npz, capsys, tmp_path):
 
 
 def test_table_printed_before_a_failing_write(npz, capsys, tmp_path, monkeypatch):
-    from pathlib import Path
-
     def fail(*args, **kwargs):
         raise PermissionError("disk says no")
 
-    monkeypatch.setattr(Path, "write_text", fail)
+    monkeypatch.setattr(os, "replace", fail)
     code, out, err = _run(capsys, "--data", str(npz), "--output", str(tmp_path / "t"))
     assert code == 1
     assert "| MSP |" in out  # the run is not lost
@@ -139,3 +139,77 @@ def test_interrupted_training_exits_non_zero(npz, capsys, tmp_path, monkeypatch)
     out, err = capsys.readouterr()
     assert code == 130 and out == "" and not out_file.exists()
     assert "interrupted" in err
+
+
+# ------------------------------------------------- issue 18: defects 3, 9, 11
+def test_output_that_is_the_data_file_is_refused(npz, capsys, tmp_path):
+    # issue 18, defect 3: --output emb.npz replaced the input data by the table
+    data = tmp_path / "emb.npz"
+    data.write_bytes(npz.read_bytes())
+    before = data.read_bytes()
+    link = tmp_path / "link.npz"
+    link.symlink_to(data)
+    for output in (data, link, tmp_path / "." / "emb.npz"):
+        code, out, err = _run(capsys, "--data", str(data), "--output", str(output))
+        _one_line_error(code, err, "is the --data file")
+        assert out == "" and data.read_bytes() == before
+
+
+def test_output_is_written_atomically(npz, capsys, tmp_path, monkeypatch):
+    # issue 18, defect 9: a full disk lost the previous --output and left a
+    # partial table
+    out_file = tmp_path / "table.md"
+    out_file.write_text("previous table\n")
+    real_open = io.open
+
+    class DiskFull:
+        """A text file on a disk that fills up halfway through a write."""
+
+        def __init__(self, f):
+            self._f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._f.close()
+
+        def write(self, text):
+            self._f.write(text[: len(text) // 2])
+            self._f.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self._f, name)
+
+    def open_on_full_disk(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        return DiskFull(f) if "w" in mode else f
+
+    monkeypatch.setattr(io, "open", open_on_full_disk)
+    code, out, err = _run(capsys, "--data", str(npz), "--output", str(out_file))
+    monkeypatch.undo()
+    assert code == 1 and "| MSP |" in out and "could not write --output" in err
+    assert out_file.read_text() == "previous table\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.md"]
+    code, out, err = _run(capsys, "--data", str(npz), "--output", str(out_file))
+    assert code == 0 and out_file.read_text() == out
+    link = tmp_path / "link.md"  # a link is written through, not replaced
+    link.symlink_to(out_file)
+    out_file.write_text("old\n")
+    code, out, err = _run(capsys, "--data", str(npz), "--output", str(link))
+    assert code == 0 and link.is_symlink() and out_file.read_text() == out
+
+
+def test_cuda_device_without_cuda_is_one_line(npz, capsys, monkeypatch):
+    # issue 18, defect 11: --methods LVU --device cuda on a CPU-only machine
+    # printed an AssertionError traceback
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for methods in ("LVU", "MSP"):
+        code = main(
+            ["benchmark", "--data", str(npz), "--methods", methods, "--device", "cuda"]
+        )
+        out, err = capsys.readouterr()
+        _one_line_error(code, err, "CUDA is not available")

@@ -436,3 +436,28 @@ def test_posterior_head_with_a_hidden_layer_learns_no_text_map():
     old = PosteriorHead.__new__(PosteriorHead)
     old.__setstate__(state)
     assert old.hidden is None and old.features(t) is t
+
+
+@pytest.mark.parametrize("scale", [100.0, 1e4, 1e6])
+def test_posterior_head_keeps_ranking_at_a_large_logit_scale(scale):
+    # issue 18, defect 8: the head's logit was capped at 100, so at
+    # logit_scale 1e4 nearly every image got the same score (AUROC 0.69 ->
+    # 0.5 at 1e5); it is now exact, in float32 as in float64
+    torch.manual_seed(0)
+    img, txt = torch.randn(64, 16), torch.randn(7, 16)
+    module = ViLUModule(16, hidden_layer_sizes=(8,), posterior_head=True)
+    module.logit_scale = module.posterior.logit_scale = scale
+    module = module.eval()
+    z64 = torch.nn.functional.normalize(img.double(), dim=1)
+    t64 = torch.nn.functional.normalize(txt.double(), dim=1)
+    g = scale * (z64 @ t64.T)
+    k = g.argmax(dim=1, keepdim=True)
+    rest = torch.logsumexp(g.scatter(1, k, float("-inf")), dim=1)
+    expected = g.gather(1, k).squeeze(1) - rest  # exact logit of MSP
+    z, t = z64.float(), t64.float()
+    with torch.no_grad():
+        got = module.posterior(z, t, z @ t.T).double()
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-3 * scale / 100)
+    assert len(torch.unique(got)) == 64  # every image its own score
+    fast, dense = _fast_and_dense(module, img, txt)
+    torch.testing.assert_close(fast, dense, rtol=1e-4, atol=1e-3 * scale / 100)

@@ -687,7 +687,9 @@ def test_n_epochs_does_not_count_an_epoch_cut_short(toy, monkeypatch):
 
     monkeypatch.setattr(net_mod.ViLUNet, "train_step", interrupted)
     params = {**FAST, "max_epochs": 6, "early_stopping": False, "batch_size": 200}
-    clf = ViLUClassifier(**params).fit(X_img, X_txt, y)
+    clf = ViLUClassifier(**params)
+    with pytest.raises(KeyboardInterrupt):
+        clf.fit(X_img, X_txt, y)
     assert len(clf.history_) == 3 and clf.n_epochs_ == 2
 
 
@@ -824,7 +826,7 @@ def test_interrupted_training_is_visible(monkeypatch):
         return [*original(early=early), ("interrupt", Interrupt())]
 
     monkeypatch.setattr(clf, "_callbacks", with_interrupt)
-    with pytest.warns(UserWarning, match="interrupted after 3 of 20 epochs"):
+    with pytest.raises(KeyboardInterrupt, match="interrupted after 3 of 20 epochs"):
         clf.fit(X, T, y)
     assert clf.interrupted_ is True
     assert _small(max_epochs=2).fit(X, T, y).interrupted_ is False
@@ -964,3 +966,128 @@ def test_labels_with_early_stopping_and_sample_weight(toy):
     clf.fit(X_img, X_txt, y, labels=labels, sample_weight=np.ones(len(y)))
     assert np.isfinite(clf.decision_function(X_img, X_txt)).all()
     assert "valid_auroc" in clf.history_[-1]
+
+
+# ------------------------------------------------- issue 18: defects 1, 7, 10
+def test_labels_that_contradict_y_correct_are_refused(toy):
+    # issue 18, defect 1: labels shifted by one class trained silently
+    X_img, X_txt, labels, y = toy
+    shifted = (labels + 1) % X_txt.shape[0]
+    with pytest.raises(ValueError, match=r"labels contradict y_correct on \d+ of 400"):
+        ViLUClassifier(**FAST).fit(X_img, X_txt, y, labels=shifted)
+
+
+def test_a_few_contradicting_labels_warn_with_the_count(toy):
+    X_img, X_txt, labels, y = toy
+    few = labels.copy()
+    i = int(np.flatnonzero(y == 1)[0])
+    few[i] = (few[i] + 1) % X_txt.shape[0]  # 1 of 400 rows: under 1 %
+    clf = ViLUClassifier(**{**FAST, "max_epochs": 1})
+    with pytest.warns(UserWarning, match="labels contradict y_correct on 1 of 400"):
+        clf.fit(X_img, X_txt, y, labels=few)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # agreeing labels: no warning
+        clf.fit(X_img, X_txt, y, labels=labels)
+
+
+def test_ctrl_c_inside_grid_search_stops_the_search(toy, monkeypatch):
+    # issue 18, defect 7: skorch swallowed the KeyboardInterrupt, so one Ctrl-C
+    # ended the current fit only and the search scored the truncated model
+    X_img, X_txt, _, y = toy
+    fits = []
+    real = net_mod.ViLUNet.train_step
+
+    def interrupted(self, *args, **kwargs):
+        fits.append(1)
+        if len(fits) == 1:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(net_mod.ViLUNet, "train_step", interrupted)
+    search = GridSearchCV(
+        ViLUClassifier(**{**FAST, "max_epochs": 1}, text_embeddings=X_txt),
+        {"lr": [1e-3, 1e-2]},
+        cv=2,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        search.fit(X_img, y)
+    assert len(fits) == 1  # no other fit started
+    from vilu_sklearn.selective import SelectiveClassifier
+
+    fits.clear()
+    selective = SelectiveClassifier(
+        ViLUClassifier(**{**FAST, "max_epochs": 1}), target_risk=0.3
+    )
+    with pytest.raises(KeyboardInterrupt):  # not calibrated on a truncated model
+        selective.fit(X_img, X_txt, y)
+    assert not hasattr(selective, "threshold_")
+
+
+def test_empty_hidden_layer_sizes_is_a_linear_head(toy):
+    # issue 18, defect 10: hidden_layer_sizes=() passed validation, then failed
+    # inside torch
+    X_img, X_txt, labels, y = toy
+    for posterior_head in (True, False):
+        clf = ViLUClassifier(
+            **{**FAST, "hidden_layer_sizes": ()}, posterior_head=posterior_head
+        ).fit(X_img, X_txt, y)
+        mlp = clf.net_.module_.mlp
+        assert len(mlp) == 1 and mlp[0].in_features == 3 * X_img.shape[1]
+        fast = clf.decision_function(X_img, X_txt)
+        clf.net_.module_.fast_inference = False
+        dense = clf.decision_function(X_img, X_txt)
+        assert np.isfinite(fast).all()
+        np.testing.assert_allclose(fast, dense, rtol=1e-4, atol=1e-4)
+        # the toy's failures are found by the posterior head (0.91 with (32,))
+        assert roc_auc_score(y, fast) > (0.8 if posterior_head else 0.5)
+
+
+# ------------------------------------------------------ issue 18: defect 8
+def test_large_logit_scale_keeps_the_default_head_working(toy):
+    # issue 18, defect 8: the posterior head's logit was capped at 100, so a
+    # large logit_scale gave (nearly) constant scores: AUROC 0.69 at 1e4
+    X_img, X_txt, _, y = toy
+    aurocs = {}
+    for scale in (100.0, 1e4, 1e6):
+        clf = ViLUClassifier(**FAST, logit_scale=scale).fit(X_img, X_txt, y)
+        conf = clf.decision_function(X_img, X_txt)
+        assert len(np.unique(conf)) > 0.9 * len(conf)
+        aurocs[scale] = roc_auc_score(y, conf)
+    assert aurocs[1e4] > aurocs[100.0] - 0.05 and aurocs[1e6] > aurocs[100.0] - 0.05
+
+
+@pytest.mark.parametrize(
+    ("params", "scale", "sample_weight", "match"),
+    [
+        ({}, 1.0, 1e37, "sample_weight holds values up to 1e\\+37"),
+        ({"normalize": False}, 1e20, None, "with normalize=False.*dot products"),
+        ({"logit_scale": 1e39}, 1.0, None, "logit_scale=1e\\+39 times"),
+    ],
+)
+def test_overflowing_inputs_are_not_blamed_on_the_learning_rate(
+    toy, params, scale, sample_weight, match
+):
+    # issue 18, defect 8: float32 overflow from the inputs was reported as
+    # "lower the learning rate"
+    X_img, X_txt, _, y = toy
+    sw = None if sample_weight is None else np.full(len(y), sample_weight)
+    clf = ViLUClassifier(**{**FAST, "dtype": "float32", **params})
+    with pytest.raises(ValueError, match="overflow float32: " + match) as err:
+        clf.fit(X_img * scale, X_txt * scale, y, sample_weight=sw)
+    assert "learning rate" not in str(err.value)
+
+
+def test_weights_broken_by_the_last_step_are_not_returned():
+    # a last optimiser step that makes the outputs non-finite (lr=1e6) was
+    # seen by no batch: the model gave all-NaN scores without a word
+    X, T, y = _data()
+    clf = _small(max_epochs=2, lr=1e6, dtype="float32")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            clf.fit(X, T, y)
+        except ValueError as exc:  # diverged in the first epoch: no weights
+            assert "diverged" in str(exc)
+            return
+    assert any("diverged" in str(w.message) for w in caught)
+    assert np.isfinite(clf.decision_function(X, T)).all()

@@ -6,6 +6,7 @@ import csv
 import inspect
 import io
 import json
+import numbers
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -155,7 +156,7 @@ def benchmark(
     progress: bool | Callable[[str], None] = False,
     target_risk: float = 0.05,
     delta: float = 0.1,
-    reference: str | None = "ViLU",
+    reference: str | None = "auto",
     fit_labels: bool = True,
 ) -> Any:
     """Fit failure predictors on one split and compare them on another.
@@ -215,9 +216,11 @@ def benchmark(
         ``1 - delta``, on new data of the same distribution).
     delta : float, default=0.1
         Failure probability of that certificate.
-    reference : str or None, default="ViLU"
+    reference : str or None, default="auto"
         The method compared with the best other method (by AUROC) with a
-        paired bootstrap (the same resamples for both); None skips it.
+        paired bootstrap (the same resamples for both): one of the names of
+        ``estimators``; ``"auto"`` is ``"ViLU"`` when it is among them, else
+        no comparison; None skips it.
     fit_labels : bool, default=True
         Classification mode with ``y_kind="labels"``: give the training class
         labels to the estimators whose ``fit`` takes ``labels`` (ViLU, whose
@@ -254,8 +257,15 @@ def benchmark(
     from .metrics import failure_report
 
     emit = _emitter(progress)
-    if not isinstance(as_frame, bool | np.bool_):
-        raise ValueError(f"as_frame must be True or False; got {as_frame!r}.")
+    reference = _check_benchmark_args(
+        estimators,
+        flags={"as_frame": as_frame, "normalize": normalize, "fit_labels": fit_labels},
+        n_resamples=n_resamples,
+        confidence_level=confidence_level,
+        target_risk=target_risk,
+        delta=delta,
+        reference=reference,
+    )
     if as_frame:
         _require_pandas()
     if X_img_test is None:
@@ -317,6 +327,56 @@ def benchmark(
     return _as_table(rows, as_frame)
 
 
+def _is_fraction(value: Any, *, low_closed: bool = False) -> bool:
+    """A real number (not a bool) in (0, 1), or [0, 1) with ``low_closed``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    v = float(value)
+    return (0 <= v if low_closed else 0 < v) and v < 1
+
+
+def _check_benchmark_args(
+    estimators: Mapping[str, Any],
+    *,
+    flags: Mapping[str, Any],
+    n_resamples: Any,
+    confidence_level: Any,
+    target_risk: Any,
+    delta: Any,
+    reference: Any,
+) -> str | None:
+    """Check :func:`benchmark`'s options before anything is fitted.
+
+    Returns the reference method (``"auto"`` resolved: ViLU when it runs).
+    """
+    for name, value in flags.items():
+        if not isinstance(value, bool | np.bool_):
+            raise ValueError(f"{name} must be True or False; got {value!r}.")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, numbers.Integral):
+        raise ValueError(f"n_resamples must be an integer >= 0; got {n_resamples!r}.")
+    if n_resamples < 0:
+        raise ValueError(f"n_resamples must be an integer >= 0; got {n_resamples}.")
+    if not _is_fraction(confidence_level):
+        raise ValueError(
+            f"confidence_level must be a number in (0, 1); got {confidence_level!r}."
+        )
+    if not _is_fraction(target_risk, low_closed=True):
+        raise ValueError(
+            f"target_risk must be a number in [0, 1); got {target_risk!r}."
+        )
+    if not _is_fraction(delta):
+        raise ValueError(f"delta must be a number in (0, 1); got {delta!r}.")
+    names = list(estimators)
+    if reference == "auto":
+        return "ViLU" if "ViLU" in names else None
+    if reference is not None and reference not in names:
+        raise ValueError(
+            f"reference must be one of the estimators' names ({', '.join(names)}), "
+            f"'auto' or None; got {reference!r}."
+        )
+    return reference if reference is None else str(reference)
+
+
 def _label_kwargs(
     est: Any, y_train: Any, fit_labels: bool, y_kind: str, mode: str
 ) -> dict[str, Any]:
@@ -365,6 +425,9 @@ def _benchmark_inputs(
         if y_train is None or y_test is None:
             raise ValueError("Classification mode needs y_train and y_test.")
         if y_kind == "labels":
+            _warn_if_correctness(
+                (X_img_train, X_img_test), X_txt, (y_train, y_test), normalize
+            )
             y_train_correct = correctness(
                 X_img_train, X_txt, np.asarray(y_train), normalize=normalize
             )
@@ -381,6 +444,45 @@ def _benchmark_inputs(
         fit_args = (X_img_train, X_txt, y_train_correct)
         predict_args = (X_img_test, X_txt)
     return fit_args, predict_args, y_test_correct
+
+
+def _warn_if_correctness(
+    X_imgs: tuple[np.ndarray, np.ndarray],
+    X_txt: np.ndarray,
+    ys: tuple[Any, Any],
+    normalize: bool,
+) -> None:
+    """Warn when class labels (``y_kind="labels"``) look like 0/1 correctness.
+
+    That is: only the values 0 and 1 with K > 2 candidates, while the VLM
+    predicts class 0 or 1 for fewer than half of the images.
+    """
+    import warnings
+
+    from ._zero_shot import _predict_argmax
+
+    arrays = [np.asarray(y) for y in ys]
+    if X_txt.shape[0] <= 2 or any(
+        y.ndim != 1 or y.dtype.kind not in "biuf" or not np.isin(y, (0, 1)).all()
+        for y in arrays
+    ):
+        return
+    pred = np.concatenate([_predict_argmax(X, X_txt, normalize) for X in X_imgs])
+    share = float(np.mean(pred <= 1))
+    if share >= 0.5:
+        return
+    y = np.concatenate(arrays)
+    warnings.warn(
+        f"y_train and y_test hold only the values 0 and 1 while X_txt has "
+        f"{X_txt.shape[0]} classes, and the VLM predicts class 0 or 1 for only "
+        f"{100 * share:.1f} % of the images: they look like 0/1 correctness, not "
+        f"class labels. Read as labels (y_kind='labels') they give a VLM "
+        f"accuracy of {100 * float(np.mean(pred == y)):.1f} %; read as "
+        f"correctness {100 * float(np.mean(y)):.1f} %. Pass y_kind='correct' if "
+        "they say whether the VLM was right.",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 def _require_pandas() -> None:

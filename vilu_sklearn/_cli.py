@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import math
 import os
 import sys
@@ -65,15 +66,29 @@ def _synthetic_data(seed: int) -> dict[str, Any]:
     )
 
 
-def _labels_note(args: argparse.Namespace, data: dict[str, Any]) -> str:
-    """Header sentence saying whether ViLU was trained with the class labels."""
+def _labels_note(
+    args: argparse.Namespace, data: dict[str, Any], estimators: dict[str, Any]
+) -> str:
+    """Header sentence saying which estimators were trained with class labels.
+
+    Only the estimators run whose ``fit`` takes ``labels`` (ViLU) are named;
+    without one of them there is nothing to say.
+    """
     if args.mode != "classification" or data.get("y_kind", "labels") != "labels":
         return ""
+    takers = [
+        name
+        for name, est in estimators.items()
+        if "labels" in inspect.signature(est.fit).parameters
+    ]
+    if not takers:
+        return ""
+    who = " and ".join(takers) + (" was" if len(takers) == 1 else " were")
     if args.no_labels:
-        return " ViLU was trained on y_correct only (--no-labels)."
+        return f" {who} trained on y_correct only (--no-labels)."
     return (
-        " ViLU was also given the training class labels (its posterior head "
-        "learns from them; --no-labels turns this off); the baselines use "
+        f" {who} also given the training class labels (the posterior head "
+        "learns from them; --no-labels turns this off); the other methods use "
         "y_correct only."
     )
 
@@ -291,12 +306,12 @@ def _benchmark_command(args: argparse.Namespace) -> int:
         )
     text = format_table(table, args.format)
     if args.format == "markdown":
-        text = _markdown_header(table, data, logit_scale, args) + text
+        text = _markdown_header(table, data, logit_scale, args, estimators) + text
     print(text, flush=True)  # first: a failing --output must not lose the run
     status = 0
     if args.output:
         try:
-            Path(args.output).write_text(text + "\n", encoding="utf-8")
+            _write_atomically(Path(args.output), text + "\n")
             log(f"wrote {args.output}")
         except OSError as exc:
             print(
@@ -311,7 +326,11 @@ def _benchmark_command(args: argparse.Namespace) -> int:
 
 
 def _markdown_header(
-    table: list, data: dict[str, Any], logit_scale: float, args: argparse.Namespace
+    table: list,
+    data: dict[str, Any],
+    logit_scale: float,
+    args: argparse.Namespace,
+    estimators: dict[str, Any],
 ) -> str:
     """What the markdown table shows: the data, the VLM accuracy, the metrics."""
     acc = table[0]["accuracy"] if table else float("nan")
@@ -326,7 +345,7 @@ def _markdown_header(
         "accepted by the threshold that Learn-Then-Test certifies from the "
         f"test split for a selective risk <= {args.target_risk:g} with "
         f"probability >= {1 - args.delta:g} (vilu_sklearn.selective)."
-        f"{_labels_note(args, data)}\n\n"
+        f"{_labels_note(args, data, estimators)}\n\n"
     )
 
 
@@ -344,6 +363,58 @@ def _check_output_path(option: str, value: str, *, directory: bool) -> None:
         raise UsageError(f"{option} {value!r}: folder {str(target)!r} does not exist.")
     if not os.access(path if path.exists() else target, os.W_OK):
         raise UsageError(f"{option} {value!r} is not writable.")
+
+
+def _check_device(device: str) -> None:
+    """A device torch knows, and that this machine has."""
+    import torch
+
+    try:
+        kind = torch.device(device).type if device != "auto" else "auto"
+    except (RuntimeError, ValueError):
+        raise UsageError(
+            f"--device {device!r} is not a device: use auto, cpu, cuda, cuda:1, mps ..."
+        ) from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UsageError(
+            f"--device {device!r}: CUDA is not available on this machine; use "
+            "--device auto or cpu."
+        )
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(
+            f"--device {device!r}: MPS is not available on this machine; use "
+            "--device auto or cpu."
+        )
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name the same existing file (links included)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # b does not exist yet
+        return False
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a new file next to ``path``, then rename it over ``path``.
+
+    A failure (a full disk) leaves the previous file as it was and no partial
+    file behind. The new file gets the usual permissions (umask applies); a
+    symbolic link is written through, as before, not replaced.
+    """
+    path = Path(os.path.realpath(path))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -365,20 +436,16 @@ def _check_args(args: argparse.Namespace) -> None:
     ):
         if value is not None and value < low:
             raise UsageError(f"{option} must be >= {low}; got {value}.")
-    try:
-        import torch
-
-        if args.device != "auto":
-            torch.device(args.device)
-    except (RuntimeError, ValueError):
-        raise UsageError(
-            f"--device {args.device!r} is not a device: use auto, cpu, cuda, "
-            "cuda:1, mps ..."
-        ) from None
+    _check_device(args.device)
     if args.data is not None and not Path(args.data).is_file():
         raise UsageError(f"--data {args.data!r}: no such file.")
     if args.output:
         _check_output_path("--output", args.output, directory=False)
+        if args.data is not None and _same_file(args.data, args.output):
+            raise UsageError(
+                f"--output {args.output!r} is the --data file: writing the table "
+                "there would destroy the embeddings; give another file name."
+            )
     if args.plots:
         _check_output_path("--plots", args.plots, directory=True)
 

@@ -326,8 +326,9 @@ class PosteriorHead(nn.Module):
 def predicted_logit(g: torch.Tensor, sims: torch.Tensor) -> torch.Tensor:
     """``log p - log(1 - p)`` of ``p = softmax(g)[argmax sims]``, row by row.
 
-    Computed as ``g_hat - logsumexp(g_others)`` (exact, no cancellation). With a
-    single candidate the logit is capped at 100 (p = 1 to float precision).
+    Computed as ``g_hat - logsumexp(g_others)`` (exact, no cancellation), so
+    it keeps ranking the images when the softmax saturates (a large
+    ``logit_scale``). With a single candidate (``p = 1``) the logit is 100.
 
     Examples
     --------
@@ -348,7 +349,9 @@ def _logit_at(
     own = g.gather(1, k_hat).squeeze(1)
     others = g.scatter_ if overwrite else g.scatter
     rest = torch.logsumexp(others(1, k_hat, float("-inf")), dim=-1)
-    return (own - rest).clamp(max=100.0)
+    logit = own - rest
+    # no cap otherwise: one at 100 made every image alike at logit_scale 1e4
+    return torch.where(torch.isneginf(rest), logit.clamp(max=100.0), logit)
 
 
 class ViLUModule(nn.Module):
@@ -407,7 +410,7 @@ class ViLUModule(nn.Module):
     use_predicted_text : bool, default=True
         Include ``z_t_hat`` in the features.
     hidden_layer_sizes : sequence of int, default=(512, 256, 128)
-        Widths of the hidden layers of the MLP.
+        Widths of the hidden layers of the MLP (empty: a linear head).
     activation : {"relu", "leaky_relu", "gelu", "tanh"}, default="relu"
         Hidden-layer activation.
     dropout : float, default=0.0
@@ -575,6 +578,8 @@ class ViLUModule(nn.Module):
 
     def _head(self, first: torch.Tensor) -> torch.Tensor:
         """Logits (B,) from the first layer's pre-activation; last layer in fp32."""
+        if len(self.mlp) == 1:  # no hidden layer: the first layer is the last
+            return _at_least_fp32(first).squeeze(-1)
         hidden = self.mlp[1:-1](first)
         with _full_precision(first.device.type):
             return self.mlp[-1](_at_least_fp32(hidden)).squeeze(-1)

@@ -467,11 +467,31 @@ def train_net(
     net.module_.eval()
     callbacks = dict(net.callbacks_)
     guard = callbacks["divergence_guard"]
+    if guard.diverged_at_ is None and not _final_weights_finite(
+        net, dataset, dtype, fit_params
+    ):  # the last step (or the weight average) broke weights no batch has seen
+        guard.diverged_at_ = len(net.history)
+        guard._restore(net)
     stopper = callbacks.get("early_stopping")
     finished = len(net.history) == net.max_epochs and "dur" in net.history[-1]
     stopped = stopper is not None and stopper.misses_ >= stopper.patience
     interrupted = guard.diverged_at_ is None and not (finished or stopped)
     return TrainResult(elapsed, interrupted, guard.diverged_at_, guard.restored_epoch_)
+
+
+def _final_weights_finite(
+    net: ViLUNet, dataset: Any, dtype: torch.dtype, fit_params: dict[str, Any]
+) -> bool:
+    """Finite weights, and finite outputs on the first training batch."""
+    if not all(_finite(p) for p in net.module_.parameters()):
+        return False
+    n = min(len(dataset), int(net.batch_size))
+    if n == 0:
+        return True
+    X, _ = dataset.gather(np.arange(n), dtype)
+    with torch.no_grad():
+        out = net.infer(X, **fit_params)
+    return _finite(out[0] if isinstance(out, tuple) else out)
 
 
 def _silent(*args: Any, **kwargs: Any) -> None:

@@ -38,9 +38,14 @@ from ._net import (
 )
 from ._persistence import register_estimator
 from ._validation import check_float32_range
-from ._zero_shot import check_class_labels
+from ._zero_shot import _predict_argmax, check_class_labels
 
-__all__ = ["REFERENCE_PARAMS", "ViLUClassifier"]
+__all__ = [
+    "LABEL_DISAGREEMENT_LIMIT",
+    "REFERENCE_PARAMS",
+    "ViLUClassifier",
+    "check_labels_agree",
+]
 
 #: The paper-faithful head and the authors' CIFAR-10 training recipe
 #: (``scripts/train_vilu_cifar10.sh`` of the reference code), shortened from 800
@@ -64,6 +69,12 @@ REFERENCE_PARAMS: dict[str, Any] = {
 }
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+# a loss term within this factor of the float range counts as an overflow
+_OVERFLOW_MARGIN = 1e4
+#: Largest share of rows whose ``labels`` may contradict ``y_correct`` in ``fit``
+#: (with a warning) before it is refused: near-ties of the similarities can
+#: flip the argmax between precisions, a shifted or permuted labelling cannot.
+LABEL_DISAGREEMENT_LIMIT = 0.01
 # (rows x candidates) elements of one prediction batch's similarity matrix
 _PREDICT_BUDGET = 1 << 24
 # the names these objects had here, so that models pickled before they moved
@@ -165,7 +176,8 @@ class ViLUClassifier(BaseFailurePredictor):
         embeddings (docs/vilu.md); its cost is ``2 d x 2048`` multiply-adds per
         image.
     hidden_layer_sizes : tuple of int, default=(512, 256, 128)
-        Hidden widths of the MLP (3d -> 512 -> 256 -> 128 -> 1 as in the paper).
+        Hidden widths of the MLP (3d -> 512 -> 256 -> 128 -> 1 as in the paper);
+        ``()`` makes it a linear head on the concatenated features.
     activation : {"relu", "leaky_relu", "gelu", "tanh"}, default="relu"
         Hidden activation.
     dropout : float, default=0.0
@@ -260,13 +272,16 @@ class ViLUClassifier(BaseFailurePredictor):
     fit_time_ : float
         Training wall time in seconds.
     interrupted_ : bool
-        True when a KeyboardInterrupt (Ctrl-C) ended training early: the model
-        is incomplete (a warning says so too).
+        True when a KeyboardInterrupt (Ctrl-C) ended training early: ``fit``
+        then raises the KeyboardInterrupt again (so that it also stops a
+        ``GridSearchCV`` or a calibration wrapping the estimator), and the
+        incomplete model is kept on the estimator.
 
     Notes
     -----
     Training that diverges (a non-finite loss or output, e.g. with too high a
-    learning rate) stops with a warning and keeps the last weights known to be
+    learning rate; the message names the inputs instead when they overflow
+    ``dtype``) stops with a warning and keeps the last weights known to be
     finite (early stopping's best, else those of the last finished epoch;
     ``best_epoch_`` says which); if it diverges in the first epoch, ``fit``
     raises a ``ValueError``. When early stopping on AUROC would see a
@@ -485,7 +500,10 @@ class ViLUClassifier(BaseFailurePredictor):
             cross-entropy on the true class, which tells it where the VLM's
             failures really belong (``y_correct`` only says where they do
             not); this raised the validation AUROC on real-image embeddings
-            (docs/vilu.md). Needs ``posterior_head=True``.
+            (docs/vilu.md). Needs ``posterior_head=True``. They must agree
+            with ``y_correct`` (the label is the VLM's prediction exactly where
+            ``y_correct`` is 1): a few contradictions warn, more than 1 %
+            (``LABEL_DISAGREEMENT_LIMIT``) raise a ``ValueError``.
 
         Returns
         -------
@@ -510,7 +528,11 @@ class ViLUClassifier(BaseFailurePredictor):
             raise ValueError(
                 "labels train the posterior head; they need posterior_head=True."
             )
-        return check_class_labels(labels, inputs.X_img.shape[0], inputs.X_txt.shape[0])
+        labels = check_class_labels(
+            labels, inputs.X_img.shape[0], inputs.X_txt.shape[0]
+        )
+        check_labels_agree(labels, inputs, normalize=bool(self.normalize))
+        return labels
 
     def _fit(self, inputs: FitInputs) -> None:
         """Train: build the net, seed and train it, set the fitted attributes."""
@@ -540,36 +562,75 @@ class ViLUClassifier(BaseFailurePredictor):
         )
         self.fit_time_ = result.fit_time
         self._set_fitted_attributes(net, inputs, early=early)
-        self._report_abnormal_end(result)
+        self._report_abnormal_end(result, inputs)
 
-    def _report_abnormal_end(self, result: TrainResult) -> None:
+    def _report_abnormal_end(self, result: TrainResult, inputs: FitInputs) -> None:
         """Raise or warn when training diverged or was interrupted."""
         self.interrupted_ = result.interrupted
         if result.diverged_at is not None:
+            overflow = self._overflow_suspects(inputs)
+            advice = (
+                f"The inputs overflow {self.dtype}: {'; '.join(overflow)}"
+                if overflow
+                else f"Lower the learning rate (lr={self.lr!r})"
+            )
             if result.restored_epoch == 0:
                 raise ValueError(
-                    f"Training diverged: the loss was not finite in epoch "
-                    f"{result.diverged_at}, before any epoch finished, so there are "
-                    f"no usable weights. Lower the learning rate (lr={self.lr!r}) "
-                    "or check the inputs."
+                    f"Training diverged: the loss or the outputs were not finite in "
+                    f"epoch {result.diverged_at}, before any epoch finished, so there "
+                    f"are no usable weights. {advice}"
+                    + ("." if overflow else " or check the inputs.")
                 )
             warnings.warn(
-                f"Training diverged: the loss was not finite in epoch "
-                f"{result.diverged_at}; training stopped and the weights of epoch "
-                f"{result.restored_epoch} were restored (best_epoch_). Lower the "
-                f"learning rate (lr={self.lr!r}) to train further.",
+                f"Training diverged: the loss or the outputs were not finite in "
+                f"epoch {result.diverged_at}; training stopped and the weights of "
+                f"epoch {result.restored_epoch} were restored (best_epoch_). {advice}"
+                + ("." if overflow else " to train further."),
                 UserWarning,
                 stacklevel=4,
             )
             self.best_epoch_ = result.restored_epoch
         if result.interrupted:
-            warnings.warn(
+            # skorch swallows Ctrl-C; raised again, it stops a search or a
+            # calibration too, instead of letting them score a truncated model
+            raise KeyboardInterrupt(
                 f"Training was interrupted after {self.n_epochs_} of "
-                f"{self.max_epochs} epochs (KeyboardInterrupt): the model is "
-                "incomplete (interrupted_ is True).",
-                UserWarning,
-                stacklevel=4,
+                f"{self.max_epochs} epochs: the incomplete model is kept on the "
+                "estimator (interrupted_ is True)."
             )
+
+    def _overflow_suspects(self, inputs: FitInputs) -> list[str]:
+        """Inputs whose size can make the loss overflow (not a too high ``lr``).
+
+        A sample weight, a logit scale or (``normalize=False``) an embedding
+        norm whose products in the loss come within :data:`_OVERFLOW_MARGIN`
+        of the float range.
+        """
+        limit = float(np.finfo(np.float32 if self.dtype == "float32" else float).max)
+        limit /= _OVERFLOW_MARGIN
+        found = []
+        sw = inputs.sample_weight
+        if sw is not None and float(sw.max()) > limit:
+            found.append(
+                f"sample_weight holds values up to {float(sw.max()):.3g} (only "
+                "the ratios of the weights matter: divide them by their mean)"
+            )
+        norm = 1.0
+        if not self.normalize:
+            norm = _max_row_norm(inputs.X_img)
+            texts = inputs.X_txt if inputs.X_txt is not None else inputs.captions
+            norm *= 1.0 if texts is None else _max_row_norm(texts)
+            if norm > limit:
+                found.append(
+                    f"with normalize=False the image-text dot products reach "
+                    f"{norm:.3g} (use normalize=True or rescale the embeddings)"
+                )
+        if norm <= limit < float(self.logit_scale) * norm:
+            found.append(
+                f"logit_scale={self.logit_scale!r} times the similarities reaches "
+                f"{float(self.logit_scale) * norm:.3g} (CLIP's logit_scale is 100)"
+            )
+        return found
 
     def _valid_split_usable(self, y: Any, seed: int) -> bool:
         """Early stopping on AUROC needs both classes in the validation split."""
@@ -898,3 +959,54 @@ class ViLUClassifier(BaseFailurePredictor):
         except (RuntimeError, TypeError, ValueError):  # invalid device: fit says so
             tags.non_deterministic = False
         return tags
+
+
+def check_labels_agree(
+    labels: np.ndarray, inputs: FitInputs, *, normalize: bool
+) -> None:
+    """Check that class ``labels`` agree with ``y_correct``.
+
+    Where ``y_correct`` is 1 the label must be the VLM's prediction (the argmax
+    of the similarities to the candidate texts), where it is 0 another class.
+    More than :data:`LABEL_DISAGREEMENT_LIMIT` of the rows in contradiction
+    raise a ``ValueError``; fewer warn, with the counts.
+    """
+    assert inputs.X_txt is not None and inputs.y is not None
+    pred = _predict_argmax(inputs.X_img, inputs.X_txt, normalize)
+    hit = pred == labels
+    wrong_right = int(np.sum(hit & (inputs.y == 0)))  # "wrong", label = prediction
+    right_wrong = int(np.sum(~hit & (inputs.y == 1)))  # "right", label differs
+    n_bad, n = wrong_right + right_wrong, len(labels)
+    if not n_bad:
+        return
+    message = (
+        f"labels contradict y_correct on {n_bad} of {n} rows ({100 * n_bad / n:.2g} "
+        f"%): {right_wrong} rows with y_correct=1 have a label other than the "
+        f"VLM's prediction (the argmax of the similarities to X_txt) and "
+        f"{wrong_right} rows with y_correct=0 have the predicted class as their "
+        "label. labels must be the true classes that y_correct was computed "
+        "from (vilu_sklearn.correctness(X_img, X_txt, labels)), as indices into "
+        "the rows of X_txt"
+    )
+    if n_bad > LABEL_DISAGREEMENT_LIMIT * n:
+        raise ValueError(
+            f"{message}; more than {100 * LABEL_DISAGREEMENT_LIMIT:g} % of "
+            "contradictions is refused (shifted or permuted labels, or "
+            "y_correct from other texts?)."
+        )
+    warnings.warn(
+        f"{message}. Up to {100 * LABEL_DISAGREEMENT_LIMIT:g} % is tolerated "
+        "(near-ties of the similarities can flip the argmax between "
+        "precisions); the posterior head learns from these labels as given.",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
+def _max_row_norm(X: np.ndarray) -> float:
+    """Largest Euclidean row norm, in float64, read in chunks of rows."""
+    peak = 0.0
+    for start in range(0, X.shape[0], 65536):
+        block = np.asarray(X[start : start + 65536], dtype=np.float64)
+        peak = max(peak, float(np.sqrt(np.einsum("ij,ij->i", block, block)).max()))
+    return peak

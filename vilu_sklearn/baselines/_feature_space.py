@@ -8,6 +8,7 @@ to be misclassified. Implemented from the papers; no code of the authors.
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -294,6 +295,17 @@ class Mahalanobis(BaseBaseline):
             self.means_[c] = w[rows] @ points[rows] / w[rows].sum()
             centred[rows] = points[rows] - self.means_[c]
         cov = (centred * w[:, None]).T @ centred / w.sum()
+        if not np.any(cov):
+            warnings.warn(
+                f"{type(self).__name__}: the {len(points)} correctly predicted "
+                f"training image(s) of {len(np.unique(labels))} class(es) have no "
+                "spread around their class means, so the covariance is zero and "
+                "the class distances are 0 for every image: the scores say "
+                "nothing about failures. It needs at least two distinct correctly "
+                "predicted images of one class (more data, or another baseline).",
+                UserWarning,
+                stacklevel=4,
+            )
         self.precision_ = pinvh(cov)
         self._fit_background(inputs)
 

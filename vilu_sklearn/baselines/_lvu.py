@@ -215,6 +215,12 @@ class LVU(ThresholdPredictMixin, BaseBaseline):
                 "hidden_layer_sizes must be a tuple of positive integers; "
                 f"got {sizes!r}."
             )
+        device = self._torch_device()
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                f"device={self.device!r} asks for CUDA, but CUDA is not available "
+                "on this machine; use device='auto' or 'cpu'."
+            )
 
     def _torch_device(self) -> torch.device:
         if self.device == "auto":
