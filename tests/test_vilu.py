@@ -94,10 +94,14 @@ def test_learns_better_than_chance_on_held_out_data():
 def test_different_candidate_texts_at_prediction(toy, fitted):
     X_img, X_txt, _, _ = toy
     other = X_txt + np.random.default_rng(4).normal(scale=0.5, size=X_txt.shape)
-    a = fitted.decision_function(X_img[:20], other)
-    assert not np.allclose(a, fitted.decision_function(X_img[:20], X_txt))
     more = np.vstack([X_txt, np.random.default_rng(5).normal(size=(3, X_txt.shape[1]))])
-    assert fitted.decision_function(X_img[:20], more).shape == (20,)
+    try:
+        fitted.set_params(unseen_candidates="model")  # the whole model on new texts
+        a = fitted.decision_function(X_img[:20], other)
+        assert not np.allclose(a, fitted.decision_function(X_img[:20], X_txt))
+        assert fitted.decision_function(X_img[:20], more).shape == (20,)
+    finally:
+        fitted.set_params(unseen_candidates="fallback")
 
 
 def test_candidate_order_invariance(toy, fitted):
@@ -404,7 +408,9 @@ def test_no_batch_by_candidates_by_dim_tensor():
 
 def test_candidates_encoded_once_per_call_and_cached_for_fit_texts(toy, fitted):
     X_img, X_txt, _, _ = toy
-    clf = clone(fitted).set_params(freeze_proj_epochs=0, max_epochs=1)
+    clf = clone(fitted).set_params(
+        freeze_proj_epochs=0, max_epochs=1, unseen_candidates="model"
+    )
     clf.fit(X_img, X_txt, correctness(X_img, X_txt, toy[2]))
     module = clf.net_.module_
     calls = []

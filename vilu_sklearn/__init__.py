@@ -10,7 +10,7 @@ from ._benchmark import benchmark, default_estimators, format_table
 from ._dask import dask_predict
 from ._persistence import load
 from ._version import __version__
-from ._vilu import REFERENCE_PARAMS, ViLUClassifier
+from ._vilu import REFERENCE_PARAMS, UnseenCandidatesWarning, ViLUClassifier
 from ._zero_shot import (
     caption_correctness,
     correctness,
@@ -21,6 +21,7 @@ from ._zero_shot import (
 
 __all__ = [
     "REFERENCE_PARAMS",
+    "UnseenCandidatesWarning",
     "ViLUClassifier",
     "__version__",
     "benchmark",
