@@ -48,7 +48,7 @@ def unseen_candidates(texts: np.ndarray, seen: np.ndarray) -> np.ndarray:
     """
     T, S = _unit_rows(texts), _unit_rows(seen)
     direction = np.random.default_rng(0).standard_normal(T.shape[1])
-    direction /= np.linalg.norm(direction)
+    direction = direction / float(np.linalg.norm(direction))
     proj_seen = S @ direction
     order = np.argsort(proj_seen)
     sorted_proj = proj_seen[order]
