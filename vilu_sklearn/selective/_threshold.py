@@ -152,17 +152,16 @@ def _ltt_levels(curve: _Curve, alpha: float, delta: float) -> np.ndarray:
 
     Two grids of accepted-sample counts, both in units of ``1 / alpha``:
 
-    * the *start* grid ``2**j / alpha``. Grid point ``j`` gets the part of
-      ``[0, delta]`` that lies in ``[(1 - alpha)**m_j, (1 - alpha)**m_{j-1})``,
-      the range of levels at which it is the first count where a clean (no
-      error) accepted set could pass. This puts almost all of the share near
-      the most confident count that can be certified at this ``delta``;
+    * the *start* grid ``2**j / alpha``: grid point ``j`` gets the length of
+      ``[0, delta]`` intersected with ``[(1 - alpha)**m_j, (1 - alpha)**m_{j-1})``
+      (``(1 - alpha)**m`` is the p-value of a clean accepted set of ``m``), so
+      almost all of it sits at the first count where a clean set can pass;
     * the *tail* grid ``6 * 2**j / alpha`` with ``delta / ((j + 1)(j + 2))``,
       so that errors among the most confident samples do not stop everything.
 
-    The first share is ``1 - _LTT_TAIL_SHARE`` of its levels, the second
-    ``_LTT_TAIL_SHARE``; the levels sum to at most ``delta`` and each one is a
-    non-decreasing function of ``delta``. A count maps to the first threshold
+    Each grid's levels sum to at most ``delta``; they are weighted ``1 -
+    _LTT_TAIL_SHARE`` and ``_LTT_TAIL_SHARE``. Every level is a non-decreasing
+    function of ``delta``. A count maps to the first threshold
     accepting at least that many calibration samples. No label is used.
     """
     j = _LTT_GRID
