@@ -437,7 +437,7 @@ def test_selective_classifier_new_methods(data, method):
 def test_selective_classifier_crc_is_deprecated(data):
     d, y = data
     clf = SelectiveClassifier(
-        MSP(logit_scale=d.logit_scale), target_risk=0.2, method="crc", random_state=0
+        MSP(logit_scale=d.logit_scale), target_risk=0.3, method="crc", random_state=0
     )
     with pytest.warns(FutureWarning, match="method='scan'"):
         clf.fit(d.X_img, d.X_txt, y)
