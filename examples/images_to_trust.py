@@ -109,7 +109,7 @@ def add_calibration_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--method",
-        choices=["ltt", "sgr", "crc"],
+        choices=["ltt", "sgr", "scan", "crc"],
         default="ltt",
         help="calibration method of vilu_sklearn.selective.calibrate_threshold",
     )

@@ -3,8 +3,9 @@
 * :func:`calibrate_threshold` / :func:`certify_threshold`: a confidence
   threshold whose accepted predictions have an error rate of at most
   ``target_risk`` on new i.i.d. data, with probability ``1 - delta`` over the
-  calibration draw (Learn-Then-Test, SGR), or in expectation (conformal risk
-  control).
+  calibration draw (Learn-Then-Test, SGR); or whose share of predictions
+  accepted and wrong is at most ``target_risk`` in expectation (conformal
+  risk control, ``method="crc_joint"``).
 * :func:`certify_coverage`: the dual question, the risk certified at a coverage.
 * :class:`SelectiveClassifier`: a meta-estimator that accepts (1) or abstains (0).
 * :func:`estimate_accuracy`, :func:`estimate_selective_risk`: prediction-powered

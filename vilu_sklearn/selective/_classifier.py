@@ -25,6 +25,23 @@ from ._threshold import certify_coverage, certify_threshold
 __all__ = ["SelectiveClassifier"]
 
 
+def _both_classes(classes: np.ndarray, y_enc: np.ndarray) -> np.ndarray:
+    """``[wrong label, correct label]``, completing a single observed class.
+
+    ``predict`` indexes ``classes_`` with 0 (abstain) and 1 (accept), so both
+    are needed even when every label was correct (or every one wrong).
+    """
+    if classes.shape[0] == 2:
+        return classes
+    if classes.dtype.kind == "b":
+        return np.array([False, True])
+    only = classes[0]
+    if int(y_enc[0]) == 1:  # all correct: 1 (or True); wrong is 0
+        return np.array([0, only], dtype=np.result_type(classes.dtype, np.int64))
+    # all wrong: 0 or -1; correct is 1
+    return np.array([only, 1], dtype=np.result_type(classes.dtype, np.int64))
+
+
 @register_estimator
 class SelectiveClassifier(
     PersistMixin, MetaEstimatorMixin, ClassifierMixin, BaseEstimator
@@ -36,7 +53,9 @@ class SelectiveClassifier(
     its confidence with :func:`~vilu_sklearn.selective.certify_threshold` on
     labelled calibration data: with probability at least ``1 - delta`` over the
     calibration draw, the error rate among the accepted predictions on new
-    i.i.d. data is at most ``target_risk`` (``method="crc"``: in expectation).
+    i.i.d. data is at most ``target_risk`` (``method="crc_joint"``: the share
+    of all predictions accepted and wrong, in expectation; ``"scan"``: a
+    heuristic without guarantee).
     No guarantee holds under distribution shift.
 
     The dual question is answered with ``target_risk=None`` and
@@ -61,9 +80,10 @@ class SelectiveClassifier(
         needs ``target_risk=None``.
     delta : float, default=0.1
         Allowed probability that the guarantee fails, in (0, 1).
-    method : {"ltt", "sgr", "crc"}, default="ltt"
+    method : {"ltt", "sgr", "crc_joint", "scan"}, default="ltt"
         Calibration procedure, see
-        :func:`~vilu_sklearn.selective.calibrate_threshold`.
+        :func:`~vilu_sklearn.selective.calibrate_threshold`. ``"crc"`` is a
+        deprecated name of ``"scan"`` (``FutureWarning``).
     p_value : {"binomial", "hoeffding_bentkus"}, default="binomial"
         P-values of ``method="ltt"``.
     cv : {"split", "prefit"}, default="split"
@@ -90,7 +110,9 @@ class SelectiveClassifier(
         Number of calibration samples.
     classes_ : ndarray of shape (2,)
         Labels of ``y_correct``; ``predict`` returns ``classes_[1]`` (accept) or
-        ``classes_[0]`` (abstain).
+        ``classes_[0]`` (abstain). Where the labels held one class only (e.g.
+        an all-correct calibration set), the other one is completed from the
+        0/1 (or False/True, -1/1) convention.
     n_features_in_ : int
         Width of the image embeddings.
 
@@ -119,7 +141,9 @@ class SelectiveClassifier(
         "target_risk": [Interval(Real, 0, 1, closed="both"), None],
         "target_coverage": [Interval(Real, 0, 1, closed="right"), None],
         "delta": [Interval(Real, 0, 1, closed="neither")],
-        "method": [StrOptions({"ltt", "sgr", "crc"})],
+        "method": [
+            StrOptions({"ltt", "sgr", "crc_joint", "scan", "crc"}, deprecated={"crc"})
+        ],
         "p_value": [StrOptions({"binomial", "hoeffding_bentkus"})],
         "cv": [StrOptions({"split", "prefit"})],
         "calibration_size": [Interval(Real, 0, 1, closed="neither")],
@@ -184,7 +208,7 @@ class SelectiveClassifier(
         texts = y if y_correct is not None else None
         labels = y_correct if y_correct is not None else y
         y_enc, classes = check_y_correct(labels, n_samples=X_img.shape[0])
-        return X_img, texts, y_enc, classes
+        return X_img, texts, y_enc, _both_classes(classes, y_enc)
 
     def _fit_estimator(
         self, X_img: np.ndarray, texts: Any, y_enc: np.ndarray | None

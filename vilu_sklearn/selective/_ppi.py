@@ -7,6 +7,13 @@ bias (the "rectifier") and removes it (Angelopoulos et al., Science 2023). With
 power tuning (PPI++, Angelopoulos et al., 2023) the predictions are weighted by
 a factor chosen from the data, so the interval is never much wider than the
 labelled-only one and much narrower when the predictions are good.
+
+The PPI interval rests on a normal approximation, which fails when the audit
+set holds few errors (or few successes): with every audit label correct the
+estimated variance is 0 and the interval collapses to a point. Where the audit
+set has fewer than ``_CLT_MIN_COUNT`` of either outcome, the interval is
+therefore the exact Clopper-Pearson interval of the audit labels alone, valid
+at every sample size; elsewhere it is the PPI(++) interval.
 """
 
 from __future__ import annotations
@@ -14,11 +21,16 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy.stats import norm
+from scipy.stats import beta
+from scipy.stats import t as student_t
 
 from ..metrics._common import _check_confidence, _check_fraction, _check_y_binary
 
 __all__ = ["PPIEstimate", "estimate_accuracy", "estimate_selective_risk"]
+
+#: Fewest audit successes and failures for the normal approximation (the
+#: textbook ``n p >= 10`` and ``n (1 - p) >= 10`` rule for a proportion).
+_CLT_MIN_COUNT = 10
 
 
 class PPIEstimate(NamedTuple):
@@ -29,14 +41,19 @@ class PPIEstimate(NamedTuple):
     estimate : float
         Point estimate.
     low, high : float
-        Bounds of the interval (normal approximation, clipped to [0, 1]).
+        Bounds of the interval, in [0, 1]; ``low < high`` always.
     labelled_only_estimate, labelled_only_low, labelled_only_high : float
-        The classical estimate and interval from the audit labels alone, at the
-        same level, for comparison.
+        The estimate and the exact (Clopper-Pearson) interval from the audit
+        labels alone, at the same level, for comparison.
     weight : float
         Weight given to the predictions (1: plain PPI, 0: labelled only).
     n_unlabelled, n_audit : int
         Samples used.
+    interval : str, default="ppi"
+        ``"ppi"``: the prediction-powered normal-approximation interval;
+        ``"exact"``: the audit set had fewer than 10 successes or 10 failures,
+        too few for the normal approximation, so the estimate and interval
+        are the exact labelled-only ones (``weight`` 0).
 
     Examples
     --------
@@ -55,6 +72,7 @@ class PPIEstimate(NamedTuple):
     weight: float
     n_unlabelled: int
     n_audit: int
+    interval: str = "ppi"
 
 
 def _check_probabilities(p: Any, name: str) -> np.ndarray:
@@ -68,6 +86,30 @@ def _check_probabilities(p: Any, name: str) -> np.ndarray:
     return arr
 
 
+def _check_bool(value: Any, name: str) -> bool:
+    """A flag must be a real boolean: ``"False"`` is a non-empty, true string."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(
+            f"{name} must be True or False; got {value!r} "
+            f"(of type {type(value).__name__})."
+        )
+    return bool(value)
+
+
+def _check_threshold(threshold: Any) -> float:
+    """A finite real number, numpy scalars included (not a bool)."""
+    ok = isinstance(threshold, int | float | np.integer | np.floating)
+    if isinstance(threshold, bool | np.bool_) or not ok:
+        raise ValueError(
+            f"threshold must be a real number (e.g. from calibrate_threshold); "
+            f"got {threshold!r} (of type {type(threshold).__name__})."
+        )
+    value = float(threshold)
+    if np.isnan(value):
+        raise ValueError("threshold must be a real number; got NaN.")
+    return value
+
+
 def _check_level(confidence_level: Any) -> float:
     level = _check_fraction(confidence_level, "confidence_level")
     if level >= 1:
@@ -75,42 +117,56 @@ def _check_level(confidence_level: Any) -> float:
     return level
 
 
+def _clopper_pearson(k: int, n: int, level: float) -> tuple[float, float]:
+    """Exact two-sided binomial interval, each tail at most ``(1 - level) / 2``."""
+    a = (1 - level) / 2
+    low = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
+    return low, high
+
+
 def _ppi_mean(
     f_u: np.ndarray, f_a: np.ndarray, y_a: np.ndarray, level: float, tune: bool
 ) -> PPIEstimate:
-    """PPI(++) estimate of E[y] from predictions f and an audit set."""
+    """PPI(++) estimate of E[y] from predictions f and an audit set.
+
+    Falls back to the exact labelled-only interval where the audit set has
+    fewer than ``_CLT_MIN_COUNT`` successes or failures, or where the PPI
+    standard error is 0 (e.g. constant predictions that match every label).
+    """
     N, n = f_u.shape[0], f_a.shape[0]
     if n < 2:
         raise ValueError(
             f"The audit set needs at least 2 labelled samples; got {n}. The "
             "interval estimates the variance of the prediction error from them."
         )
-    z = float(norm.ppf(0.5 + level / 2))
+    k = int(round(float(y_a.sum())))
+    y_mean = float(y_a.mean())
+    lab_low, lab_high = _clopper_pearson(k, n, level)
+    exact = PPIEstimate(
+        y_mean, lab_low, lab_high, y_mean, lab_low, lab_high, 0.0, N, n, "exact"
+    )
+    if min(k, n - k) < _CLT_MIN_COUNT:
+        return exact
     lam = 1.0
     if tune:
         var_f = float(np.var(np.r_[f_u, f_a], ddof=1)) if N + n > 2 else 0.0
         cov = float(np.cov(y_a, f_a, ddof=1)[0, 1])
         lam = cov / ((1 + n / N) * var_f) if var_f > 0 else 0.0
         lam = float(np.clip(lam, 0.0, 1.0))
-    est = lam * f_u.mean() + (y_a - lam * f_a).mean()
+    est = float(lam * f_u.mean() + (y_a - lam * f_a).mean())
     var_u = lam**2 * np.var(f_u, ddof=1) / N if N > 1 else 0.0
     se = float(np.sqrt(var_u + np.var(y_a - lam * f_a, ddof=1) / n))
-    y_mean = float(y_a.mean())
-    se_y = float(np.sqrt(np.var(y_a, ddof=1) / n))
-
-    def clip(v: float) -> float:
-        return float(min(max(v, 0.0), 1.0))
-
+    if not se > 0:
+        return exact
+    # Student's t with the audit's degrees of freedom: a little wider than the
+    # normal quantile for small audits, the same for large ones
+    q = float(student_t.ppf(0.5 + level / 2, n - 1))
+    low, high = max(est - q * se, 0.0), min(est + q * se, 1.0)
+    if not low < high:  # the whole interval outside [0, 1]: no evidence
+        return exact
     return PPIEstimate(
-        clip(est),
-        clip(est - z * se),
-        clip(est + z * se),
-        y_mean,
-        clip(y_mean - z * se_y),
-        clip(y_mean + z * se_y),
-        lam,
-        N,
-        n,
+        min(max(est, 0.0), 1.0), low, high, y_mean, lab_low, lab_high, lam, N, n
     )
 
 
@@ -127,15 +183,25 @@ def estimate_accuracy(
     ``estimate = w * mean(p_unlabelled) + mean(y_audit - w * p_audit)``: the
     failure predictor's mean predicted accuracy on the unlabelled set,
     corrected by its bias measured on the labelled audit set. The interval is
-    a normal-approximation interval from the variances of both parts. With
+    a normal-approximation interval from the variances of both parts (with
+    Student's t quantile, ``n_audit - 1`` degrees of freedom). With
     ``power_tuning`` (PPI++), ``w`` minimises that variance (estimated from the
     data, clipped to [0, 1]); ``w = 1`` is the original PPI.
 
-    Guarantee: asymptotic coverage ``confidence_level`` when the audit set is
-    an i.i.d. sample of the same distribution as the unlabelled set, whatever
-    the quality of the predictions (bad predictions only widen the interval).
-    It does not hold if the audit set is chosen differently (e.g. only hard
-    cases), and the normal approximation needs tens of audit samples.
+    Where the audit set has fewer than 10 correct or fewer than 10 wrong
+    predictions, the normal approximation is not trusted (with every audit
+    label correct it would give a zero-width interval): the result is then the
+    audit accuracy with its exact Clopper-Pearson interval
+    (``interval="exact"``, ``weight=0``), which covers with probability at
+    least ``confidence_level`` at every audit size. The labelled-only interval
+    reported for comparison is always the Clopper-Pearson one.
+
+    Guarantee: an i.i.d. audit set from the same distribution as the unlabelled
+    set; exact coverage in the ``"exact"`` case, asymptotic coverage otherwise
+    (measured within 0.03 of nominal from 20 to 5,000 audit samples and
+    accuracies 0.5 to 0.995, docs/selective.md), whatever the quality of the
+    predictions (bad predictions only widen the interval). It does not hold if
+    the audit set is chosen differently (e.g. only hard cases).
 
     Parameters
     ----------
@@ -175,10 +241,11 @@ def estimate_accuracy(
     True
     """
     level = _check_level(confidence_level)
+    tune = _check_bool(power_tuning, "power_tuning")
     f_u = _check_probabilities(p_correct_unlabelled, "p_correct_unlabelled")
     f_a = _check_probabilities(p_correct_audit, "p_correct_audit")
     y_a = _check_y_binary(y_correct_audit, f_a.shape[0]).astype(np.float64)
-    return _ppi_mean(f_u, f_a, y_a, level, bool(power_tuning))
+    return _ppi_mean(f_u, f_a, y_a, level, tune)
 
 
 def estimate_selective_risk(
@@ -195,10 +262,13 @@ def estimate_selective_risk(
     """Prediction-powered estimate of the selective risk at a threshold.
 
     The selective risk is the error rate among the predictions accepted by
-    ``confidence >= threshold``. Acceptance needs no label, so the risk is
-    ``1 -`` the accuracy of the accepted sub-population, estimated by
-    :func:`estimate_accuracy` on the accepted samples of both sets; the same
-    guarantee holds (an i.i.d. audit set, asymptotic coverage).
+    ``confidence >= threshold``. It is a ratio (errors over accepted), but
+    acceptance needs no label: given how many audit samples are accepted, they
+    are an i.i.d. sample of the accepted sub-population, whose error rate is
+    the selective risk. So the risk is ``1 -`` the accuracy of that
+    sub-population, estimated by :func:`estimate_accuracy` on the accepted
+    samples of both sets, with the same guarantees (the exact interval
+    conditionally on the accepted count, hence also marginally).
 
     Parameters
     ----------
@@ -210,7 +280,7 @@ def estimate_selective_risk(
         1 (or True) where the VLM's prediction on an audit sample is correct.
     threshold : float
         Accept where ``confidence >= threshold`` (e.g. from
-        :func:`calibrate_threshold`).
+        :func:`calibrate_threshold`); numpy scalars are accepted.
     confidence_unlabelled, confidence_audit : array-like, default=None
         The confidences the threshold applies to (e.g. a
         ``decision_function``); default: the ``p_correct`` arrays.
@@ -235,8 +305,9 @@ def estimate_selective_risk(
     >>> bool(res.low < 0.1 < res.high)                    # true risk 0.1
     True
     """
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
-        raise ValueError(f"threshold must be a number; got {threshold!r}.")
+    threshold = _check_threshold(threshold)
+    _check_level(confidence_level)
+    _check_bool(power_tuning, "power_tuning")
     f_u = _check_probabilities(p_correct_unlabelled, "p_correct_unlabelled")
     f_a = _check_probabilities(p_correct_audit, "p_correct_audit")
     y_a = _check_y_binary(y_correct_audit, f_a.shape[0])

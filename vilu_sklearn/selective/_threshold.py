@@ -1,4 +1,4 @@
-"""Certified accept/abstain thresholds: Learn-Then-Test, SGR and conformal risk control.
+"""Certified accept/abstain thresholds: Learn-Then-Test, SGR, conformal risk control.
 
 A prediction is *accepted* where ``confidence >= threshold``. The *selective
 risk* of a threshold is the error rate among the accepted predictions, on the
@@ -15,7 +15,6 @@ probability: that is what the p-values and bounds below use.
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -33,7 +32,16 @@ __all__ = [
     "certify_threshold",
 ]
 
-_METHODS = ("ltt", "sgr", "crc")
+_METHODS = ("ltt", "sgr", "crc_joint", "scan", "crc")
+_DEPRECATED_CRC = (
+    "method='crc' is deprecated and will be removed in a future release: it "
+    "was never conformal risk control (the selective risk is not monotone in "
+    "the threshold, and no theorem covers the scan). It is now called "
+    "method='scan', a heuristic without a guarantee, and behaves as before. "
+    "For a guarantee use method='ltt' or 'sgr' (selective risk, with "
+    "probability 1 - delta) or 'crc_joint' (conformal risk control of the "
+    "share of all predictions that are accepted and wrong, in expectation)."
+)
 _P_VALUES = ("binomial", "hoeffding_bentkus")
 
 
@@ -47,13 +55,17 @@ class CertifiedThreshold(NamedTuple):
         nothing.
     risk_bound : float
         The certified selective risk: with probability at least ``1 - delta``
-        over the calibration draw (``method="crc"``: in expectation), the error
-        rate among accepted predictions on new i.i.d. data is at most this.
+        over the calibration draw, the error rate among accepted predictions
+        on new i.i.d. data is at most this (``"ltt"``, ``"sgr"``,
+        ``"coverage"``). For ``"crc_joint"``, the bound on the *expected*
+        share of all predictions that are accepted and wrong; for ``"scan"``
+        (and the deprecated ``"crc"``), only the target the heuristic aimed
+        at, not a certificate.
     coverage : float
         Share of the calibration samples accepted by ``threshold``.
     method : str
-        ``"ltt"``, ``"sgr"``, ``"crc"`` or ``"coverage"`` (the dual question,
-        :func:`certify_coverage`).
+        ``"ltt"``, ``"sgr"``, ``"crc_joint"``, ``"scan"``, ``"crc"`` or
+        ``"coverage"`` (the dual question, :func:`certify_coverage`).
 
     Examples
     --------
@@ -119,23 +131,6 @@ def _risk_upper_bound(k: np.ndarray, n: np.ndarray, level: float) -> np.ndarray:
     return np.where(k >= n, 1.0, np.where(n > 0, ub, 1.0))
 
 
-@functools.lru_cache(maxsize=256)
-def _start_size(p_func: Callable[..., np.ndarray], alpha: float, delta: float) -> int:
-    """Accepted samples where the fixed sequence starts.
-
-    The smallest ``n`` at which ``floor(alpha * n / 2)`` errors (half the target
-    rate) would already be rejected. It depends on no label, and above it a test
-    could only pass with (almost) no error: starting there keeps one early
-    unlucky error from stopping the whole sequence. Falls back to the smallest
-    ``n`` at which zero errors would be rejected.
-    """
-    n = np.arange(1, 200_001)
-    ok = np.flatnonzero(p_func(np.floor(alpha * n / 2), n, alpha) <= delta)
-    if ok.size:
-        return int(n[ok[0]])
-    return _zero_error_size(alpha, delta)
-
-
 def _zero_error_size(alpha: float, delta: float) -> int:
     """Accepted samples needed to certify ``alpha`` with no error at all."""
     if alpha <= 0:
@@ -143,7 +138,86 @@ def _zero_error_size(alpha: float, delta: float) -> int:
     return int(math.ceil(math.log(delta) / math.log1p(-alpha)))
 
 
-def _needed_size(curve: _Curve, alpha: float, delta: float) -> str:
+# Learn-Then-Test's fallback procedure: two grids of accepted-sample counts,
+# fixed before any label is seen (they depend on target_risk only).
+_LTT_GRID = np.arange(40)
+#: Share of delta spread over the "tail" grid (robustness to early errors).
+_LTT_TAIL_SHARE = 0.5
+#: The tail grid starts at this many samples per unit of target_risk.
+_LTT_TAIL_START = 6.0
+
+
+def _ltt_levels(curve: _Curve, alpha: float, delta: float) -> np.ndarray:
+    """Test level of every threshold in the LTT fallback procedure.
+
+    Two grids of accepted-sample counts, both in units of ``1 / alpha``:
+
+    * the *start* grid ``2**j / alpha``: grid point ``j`` gets the length of
+      ``[0, delta]`` intersected with ``[(1 - alpha)**m_j, (1 - alpha)**m_{j-1})``
+      (``(1 - alpha)**m`` is the p-value of a clean accepted set of ``m``), so
+      almost all of it sits at the first count where a clean set can pass;
+    * the *tail* grid ``6 * 2**j / alpha`` with ``delta / ((j + 1)(j + 2))``,
+      so that errors among the most confident samples do not stop everything.
+
+    Each grid's levels sum to at most ``delta``; they are weighted ``1 -
+    _LTT_TAIL_SHARE`` and ``_LTT_TAIL_SHARE``. Every level is a non-decreasing
+    function of ``delta``. A count maps to the first threshold
+    accepting at least that many calibration samples. No label is used.
+    """
+    j = _LTT_GRID
+    n_groups = curve.thresholds.shape[0]
+    start = np.ceil(2.0**j / alpha - 1e-9)
+    zero = np.exp(start * math.log1p(-alpha))  # p-value of a clean set of that size
+    band = np.clip(np.minimum(delta, np.r_[1.0, zero[:-1]]) - zero, 0.0, None)
+    tail = np.ceil(_LTT_TAIL_START * 2.0**j / alpha - 1e-9)
+    level = np.zeros(n_groups)
+    for counts, share in (
+        (start, (1 - _LTT_TAIL_SHARE) * band),
+        (tail, _LTT_TAIL_SHARE * delta / ((j + 1) * (j + 2))),
+    ):
+        g = np.searchsorted(curve.n_accepted, counts)
+        inside = g < n_groups
+        np.add.at(level, g[inside], share[inside])
+    return level
+
+
+def _fallback(p: np.ndarray, level: np.ndarray) -> int | None:
+    """Last hypothesis rejected by the fallback procedure (Wiens, 2003).
+
+    Hypothesis ``g`` is tested at its own level plus the level of ``g - 1``
+    when ``g - 1`` was rejected (a run of rejections carries its level on; a
+    failure loses it). Returns the index of the last rejected hypothesis.
+    """
+    n = p.shape[0]
+    starts = np.flatnonzero(level > 0)
+    best: int | None = None
+    carry = 0.0
+    for k in range(starts.size):
+        s = int(starts[k])
+        end = int(starts[k + 1]) if k + 1 < starts.size else n
+        lv = carry + float(level[s])
+        fails = np.flatnonzero(p[s:end] > lv)
+        n_pass = int(fails[0]) if fails.size else end - s
+        if n_pass:
+            best = s + n_pass - 1
+        carry = lv if n_pass == end - s else 0.0
+    return best
+
+
+def _clean_size(alpha: float, delta: float, method: str) -> int:
+    """Fewest accepted samples, all correct, with which ``method`` can certify."""
+    if method != "ltt" or alpha <= 0:
+        return _zero_error_size(alpha, delta)
+    counts = np.unique(
+        np.ceil(np.r_[1.0, _LTT_TAIL_START] * 2.0 ** _LTT_GRID[:, None] / alpha - 1e-9)
+    )
+    virtual = _Curve(counts, counts, np.zeros_like(counts), int(counts[-1]))
+    level = _ltt_levels(virtual, alpha, delta)
+    ok = np.flatnonzero(level >= np.exp(counts * math.log1p(-alpha)))
+    return int(counts[ok[0]]) if ok.size else 2**62
+
+
+def _needed_size(curve: _Curve, alpha: float, delta: float, method: str) -> str:
     """Rough calibration size that would certify ``alpha``, as a sentence."""
     if alpha <= 0:
         return (
@@ -152,9 +226,8 @@ def _needed_size(curve: _Curve, alpha: float, delta: float) -> str:
         )
     risk = curve.n_errors / curve.n_accepted
     cov = curve.n_accepted / curve.n
-    first = int(
-        np.searchsorted(curve.n_accepted, _start_size(_p_binomial, alpha, delta))
-    )
+    clean = _clean_size(alpha, delta, method)
+    first = int(np.searchsorted(curve.n_accepted, clean))
     if first < risk.shape[0] and risk[first] >= alpha:
         return (
             f"Among the {int(curve.n_accepted[first])} most confident calibration "
@@ -168,10 +241,10 @@ def _needed_size(curve: _Curve, alpha: float, delta: float) -> str:
         if r >= alpha:
             continue
         if r == 0:
-            need = _zero_error_size(alpha, delta)
+            need = clean
         else:
             need = z**2 * alpha * (1 - alpha) / (alpha - r) ** 2
-        best = min(best, max(need, _zero_error_size(alpha, delta)) / c)
+        best = min(best, max(need, clean) / c)
     if not np.isfinite(best):
         return (
             "The empirical error rate is at least target_risk at every threshold "
@@ -180,10 +253,10 @@ def _needed_size(curve: _Curve, alpha: float, delta: float) -> str:
         )
     if best <= curve.n:
         return (
-            "The error rate is below target_risk at some thresholds, but the test "
-            "sequence stopped early (a run of errors among the most confident "
-            "samples); a calibration set a few times larger, or method='sgr', may "
-            "certify one."
+            "The error rate is below target_risk at some thresholds, but not "
+            "by enough for the tests at this size (or a cluster of errors sits "
+            "among the most confident samples); a calibration set a few times "
+            "larger may certify one."
         )
     return (
         f"With error rates like these, roughly {int(math.ceil(best)):,} "
@@ -192,11 +265,28 @@ def _needed_size(curve: _Curve, alpha: float, delta: float) -> str:
 
 
 def _warn_nothing(curve: _Curve, alpha: float, delta: float, method: str) -> None:
+    if method == "crc_joint":
+        need = math.ceil(1 / alpha - 1 - 1e-9) if alpha > 0 else None
+        advice = (
+            "A share of exactly 0 cannot be certified; use a target_risk > 0."
+            if need is None
+            else f"Even the most confident threshold has (errors + 1) / "
+            f"(n + 1) > target_risk: at least {need:,} calibration samples would "
+            "be needed, more with confident errors."
+        )
+        warnings.warn(
+            f"calibrate_threshold(method='crc_joint'): no threshold meets "
+            f"target_risk={alpha:g} from {curve.n} calibration sample(s); "
+            f"returning threshold=inf (accept nothing). {advice}",
+            UserWarning,
+            stacklevel=3,
+        )
+        return
     warnings.warn(
         f"calibrate_threshold(method={method!r}): no threshold could be "
         f"certified for target_risk={alpha:g} with delta={delta:g} from "
         f"{curve.n} calibration sample(s); returning threshold=inf (accept "
-        f"nothing). {_needed_size(curve, alpha, delta)}",
+        f"nothing). {_needed_size(curve, alpha, delta, method)}",
         UserWarning,
         stacklevel=3,
     )
@@ -216,23 +306,17 @@ def _found(curve: _Curve, g: int, bound: float, method: str) -> CertifiedThresho
 
 
 def _ltt(curve: _Curve, alpha: float, delta: float, p_value: str) -> int | None:
-    """Fixed-sequence testing from confident to less confident thresholds.
+    """Learn-Then-Test with the fallback procedure over the thresholds.
 
-    Returns the index of the least confident threshold reached before the
-    first p-value above ``delta`` (None if the first test already fails).
-    Stopping at the first failure, rather than taking the lowest threshold
-    whose p-value passes, is what keeps the family-wise error at ``delta``
-    although the p-values are not monotone in the threshold.
+    The hypotheses "the selective risk of threshold ``g`` exceeds ``alpha``"
+    are ordered from the most to the least confident threshold, with the
+    levels of :func:`_ltt_levels` (summing to at most ``delta``), and tested by
+    the fallback procedure. Returns the least confident rejected threshold.
     """
-    p_func = _P_FUNCS[p_value]
-    start = _start_size(p_func, alpha, delta)
-    if start > curve.n:  # small calibration set: start where 0 errors passes
-        start = _zero_error_size(alpha, delta)
-    first = int(np.searchsorted(curve.n_accepted, min(start, curve.n)))
-    p = p_func(curve.n_errors[first:], curve.n_accepted[first:], alpha)
-    fail = np.flatnonzero(p > delta)
-    n_pass = fail[0] if fail.size else p.size
-    return first + int(n_pass) - 1 if n_pass > 0 else None
+    if alpha <= 0:  # a risk of exactly 0 is never certified
+        return None
+    p = _P_FUNCS[p_value](curve.n_errors, curve.n_accepted, alpha)
+    return _fallback(p, _ltt_levels(curve, alpha, delta))
 
 
 def _sgr(curve: _Curve, alpha: float, delta: float) -> tuple[int, float] | None:
@@ -261,14 +345,14 @@ def _sgr(curve: _Curve, alpha: float, delta: float) -> tuple[int, float] | None:
     return (lo - 1, bound_lo) if lo > 0 else None
 
 
-def _crc(curve: _Curve, alpha: float) -> int | None:
-    """Conformal risk control on the selective risk (expected risk only).
+def _scan(curve: _Curve, alpha: float) -> int | None:
+    """Heuristic scan with the corrected risk ``(k + 1) / (n + 1)``; no guarantee.
 
     Scanning from confident to less confident thresholds (from the number of
     accepted samples at which half the target rate would pass), keep the
-    thresholds whose corrected risk ``(k + 1) / (n + 1)`` is at most
-    ``alpha``; stop at the first that is not, which makes the scanned risk
-    monotone as CRC needs.
+    thresholds whose corrected risk is at most ``alpha``; stop at the first
+    that is not. This was once called conformal risk control, which it is not:
+    the selective risk is not monotone in the threshold.
     """
     n = np.arange(1, 200_001)
     ok = np.flatnonzero((np.floor(alpha * n / 2) + 1) / (n + 1) <= alpha)
@@ -282,16 +366,40 @@ def _crc(curve: _Curve, alpha: float) -> int | None:
     return first + int(n_pass) - 1 if n_pass > 0 else None
 
 
+def _crc_joint(curve: _Curve, alpha: float) -> int | None:
+    """Conformal risk control of the share of predictions accepted and wrong.
+
+    The loss of a sample at threshold ``t`` is 1 where it is accepted and
+    wrong; it can only fall as ``t`` rises. CRC (Angelopoulos et al., 2024,
+    bound ``B = 1``) takes the lowest threshold with ``(k_t + 1) / (n + 1) <=
+    alpha``, ``k_t`` the wrong accepted calibration samples: with ``k_t``
+    non-decreasing down the thresholds, the last group with ``k_t <= alpha (n
+    + 1) - 1``. None when even the most confident group has too many.
+    """
+    allowed = alpha * (curve.n + 1) - 1
+    ok = np.flatnonzero(curve.n_errors <= allowed + 1e-12)
+    return int(ok[-1]) if ok.size else None
+
+
+def _check_delta(delta: Any) -> float:
+    """``delta`` as a float in the open interval (0, 1)."""
+    ok = isinstance(delta, int | float | np.number) and not isinstance(
+        delta, bool | np.bool_
+    )
+    d = float(delta) if ok else math.nan
+    if not (0 < d < 1):  # also refuses NaN
+        raise ValueError(f"delta must be a number in (0, 1); got {delta!r}.")
+    return d
+
+
 def _check_method_args(
     target_risk: Any, delta: Any, method: Any, p_value: Any
 ) -> tuple[float, float]:
     alpha = _check_fraction(target_risk, "target_risk", allow_zero=True)
-    d = _check_fraction(delta, "delta")
-    if d >= 1:
-        raise ValueError(f"delta must be a number in (0, 1); got {delta!r}.")
-    if method not in _METHODS:
+    d = _check_delta(delta)
+    if not isinstance(method, str) or method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}; got {method!r}.")
-    if p_value not in _P_VALUES:
+    if not isinstance(p_value, str) or p_value not in _P_VALUES:
         raise ValueError(f"p_value must be one of {_P_VALUES}; got {p_value!r}.")
     return alpha, d
 
@@ -309,11 +417,13 @@ def certify_threshold(
 
     Same as :func:`calibrate_threshold`, but returns the threshold together
     with its certified risk bound and its coverage on the calibration data.
-    For ``"ltt"`` and ``"crc"`` the certified bound is ``target_risk``; for
-    ``"sgr"`` it is the (smaller or equal) binomial bound of the chosen
-    threshold. When nothing is certified the threshold is ``inf``, the risk
-    bound 0 (nothing is accepted) and a ``UserWarning`` says roughly how many
-    calibration samples would be needed.
+    For ``"ltt"`` the certified bound is ``target_risk``; for ``"sgr"`` it is
+    the (smaller or equal) binomial bound of the chosen threshold; for
+    ``"crc_joint"`` it is ``target_risk`` as a bound on the expected share of
+    predictions accepted and wrong; ``"scan"`` certifies nothing. When nothing
+    is certified the threshold is ``inf``, the risk bound 0 (nothing is
+    accepted) and a ``UserWarning`` says roughly how many calibration samples
+    would be needed.
 
     Parameters
     ----------
@@ -325,9 +435,10 @@ def certify_threshold(
         Largest acceptable error rate among accepted predictions, in [0, 1].
     delta : float, default=0.1
         Allowed probability, over the calibration draw, that the guarantee
-        fails; in (0, 1). Unused by ``"crc"``.
-    method : {"ltt", "sgr", "crc"}, default="ltt"
-        See :func:`calibrate_threshold`.
+        fails; in (0, 1). Unused by ``"crc_joint"`` and ``"scan"``.
+    method : {"ltt", "sgr", "crc_joint", "scan"}, default="ltt"
+        See :func:`calibrate_threshold`; ``"crc"`` is a deprecated name of
+        ``"scan"`` (``FutureWarning``).
     p_value : {"binomial", "hoeffding_bentkus"}, default="binomial"
         P-values of ``"ltt"``: the exact binomial tail, or the Hoeffding-Bentkus
         bound (valid for any loss in [0, 1], more conservative for 0/1 errors).
@@ -352,12 +463,19 @@ def certify_threshold(
     curve = _curve(confidence, y_correct)
     if alpha >= 1:
         return _accept_all(curve, method)
+    if method == "crc":
+        warnings.warn(_DEPRECATED_CRC, FutureWarning, stacklevel=2)
     if method == "sgr":
         found = _sgr(curve, alpha, d)
         if found is not None:
             return _found(curve, found[0], found[1], method)
     else:
-        g = _ltt(curve, alpha, d, p_value) if method == "ltt" else _crc(curve, alpha)
+        if method == "ltt":
+            g = _ltt(curve, alpha, d, p_value)
+        elif method == "crc_joint":
+            g = _crc_joint(curve, alpha)
+        else:
+            g = _scan(curve, alpha)
         if g is not None:
             return _found(curve, g, alpha, method)
     _warn_nothing(curve, alpha, d, method)
@@ -382,25 +500,37 @@ def calibrate_threshold(
     ``1 - delta`` over the draw of the calibration data (marginally: not for
     every calibration set, and not under distribution shift).
 
-    * ``"ltt"``: Learn-Then-Test (Angelopoulos et al., 2021) with fixed-sequence
-      testing over the calibration confidences, ordered from the most to the
-      least confident. The null hypothesis of a threshold is "its selective risk
-      exceeds ``target_risk``"; its p-value is the binomial tail (or
-      Hoeffding-Bentkus) of the errors among the accepted samples. The sequence
-      stops at the first p-value above ``delta``: the p-values are not monotone
-      in the threshold, so taking the lowest threshold that passes would not be
-      valid. The sequence starts at the number of accepted samples at which
-      half the target error rate would already pass (it depends on no label);
-      thresholds above it could only pass with no error.
+    * ``"ltt"``: Learn-Then-Test (Angelopoulos et al., 2021). The null
+      hypothesis of a threshold is "its selective risk exceeds
+      ``target_risk``"; its p-value is the binomial tail (or Hoeffding-Bentkus)
+      of the errors among the accepted samples. The thresholds, ordered from
+      the most to the least confident, are tested with the *fallback
+      procedure*: each threshold has a level fixed before any label is seen
+      (the levels sum to ``delta``); a run of passing thresholds carries its
+      level on to the next one, a failing one loses it but does not stop the
+      later ones. Most of ``delta`` sits near the smallest accepted count at
+      which a clean set could pass, the rest on a geometric grid of larger
+      counts, so a few errors among the most confident samples cost little.
+      The least confident passing threshold is returned. Raising ``delta``, or
+      appending less confident calibration samples, never loses a certified
+      threshold (docs/selective.md has the argument).
     * ``"sgr"``: selection with guaranteed risk (Geifman & El-Yaniv, 2017): a
-      binary search over the thresholds with a Clopper-Pearson (binomial tail)
-      bound at level ``delta / ceil(log2 G)`` per step (union bound over the
-      ``G`` candidate thresholds' search steps).
-    * ``"crc"``: the conformal risk control variant (Angelopoulos et al., 2022).
-      It controls the **expected** selective risk (averaged over calibration
-      draws) with the finite-sample correction ``(k + 1) / (n + 1)``, not a
-      high-probability bound: in about half of the calibration draws the test
-      risk may exceed ``target_risk``. ``delta`` is not used.
+      binary search over the ``G`` thresholds with a Clopper-Pearson (binomial
+      tail) bound at level ``delta / ceil(log2(G + 1))`` per step (union bound
+      over the search's steps).
+    * ``"crc_joint"``: conformal risk control (Angelopoulos et al., 2024) of
+      a different quantity, the share of **all** predictions that are
+      accepted and wrong: the lowest threshold with ``(k + 1) / (n + 1) <=
+      target_risk`` (``k`` accepted and wrong among ``n`` calibration
+      samples). Averaged over calibration draws, that share on new data is at
+      most ``target_risk``; it is not a bound on the selective risk (the
+      error rate among the accepted) and not a high-probability bound.
+      ``delta`` is not used.
+    * ``"scan"``: a heuristic without guarantee: from confident to less
+      confident thresholds, stop at the first whose corrected selective risk
+      ``(k + 1) / (n_accepted + 1)`` exceeds ``target_risk``. Its mean test risk
+      stayed under the target in the cases measured, but no theorem covers it.
+      ``"crc"`` is its deprecated former name (``FutureWarning``).
 
     Where nothing can be certified (too few calibration samples, or an error
     rate above the target at every threshold), returns ``np.inf`` (accept
@@ -422,7 +552,7 @@ def calibrate_threshold(
         Largest acceptable error rate among accepted predictions, in [0, 1].
     delta : float, default=0.1
         Allowed probability that the guarantee fails, in (0, 1).
-    method : {"ltt", "sgr", "crc"}, default="ltt"
+    method : {"ltt", "sgr", "crc_joint", "scan"}, default="ltt"
         Calibration procedure, see above.
     p_value : {"binomial", "hoeffding_bentkus"}, default="binomial"
         P-values of ``"ltt"``.
@@ -504,9 +634,7 @@ def certify_coverage(
     (51.0, 0.5, 0.045)
     """
     cov = _check_fraction(target_coverage, "target_coverage")
-    d = _check_fraction(delta, "delta")
-    if d >= 1:
-        raise ValueError(f"delta must be a number in (0, 1); got {delta!r}.")
+    d = _check_delta(delta)
     curve = _curve(confidence, y_correct)
     g = int(np.searchsorted(curve.n_accepted, math.ceil(cov * curve.n - 1e-9)))
     g = min(g, curve.thresholds.shape[0] - 1)
