@@ -27,8 +27,8 @@ _FINITE_CHUNK_ROWS = 65536
 
 def _to_numpy(X: Any) -> Any:
     """Turn torch tensors and array-likes into numpy arrays, without copying arrays."""
-    if isinstance(X, np.ndarray):
-        return X
+    if isinstance(X, np.ndarray) or getattr(X, "_vilu_lazy_rows", False):
+        return X  # arrays, and sharded stores read row block by row block
     try:  # torch is a hard dependency, but keep this module importable without it
         import torch
 
@@ -99,7 +99,13 @@ def check_embeddings(
             "embeddings are dense vectors; use X.toarray()."
         )
     X = _to_numpy(X)
-    if not isinstance(X, np.ndarray):
+    if getattr(X, "_vilu_lazy_rows", False):  # a ShardedArray, read in row blocks
+        if X.dtype not in _FLOAT_DTYPES:
+            raise TypeError(
+                f"{name} is a sharded store of dtype {X.dtype}; its shards must "
+                "hold float16, float32 or float64 embeddings."
+            )
+    elif not isinstance(X, np.ndarray):
         raise TypeError(
             f"{name} must be an array-like of shape (n, n_features); "
             f"got an object of type {type(X).__name__}."
