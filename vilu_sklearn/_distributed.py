@@ -60,7 +60,7 @@ _HISTORY = "history.json"
 
 
 class StreamLoader:
-    """This process's share of seeded global batches, streamed shard by shard.
+    """Seeded global batches streamed shard by shard; each process gets its share.
 
     Every epoch the shards (of a :class:`~vilu_sklearn.datasets.ShardedArray`;
     a plain array is one shard) are put in a random order, taken ``window`` at
@@ -141,7 +141,9 @@ class StreamLoader:
         n_shards = len(bounds) - 1
         order = rng.permutation(n_shards) if self.shuffle else np.arange(n_shards)
         for w in range(0, n_shards, self.window):
-            parts = [np.arange(bounds[s], bounds[s + 1]) for s in order[w : w + self.window]]
+            parts = [
+                np.arange(bounds[s], bounds[s + 1]) for s in order[w : w + self.window]
+            ]
             positions = np.concatenate(parts)
             yield rng.permutation(positions) if self.shuffle else positions
 
@@ -163,7 +165,7 @@ class StreamLoader:
             yield self.dataset.gather(share, self.dtype)
 
 
-class AcceleratedViLUNet(AccelerateMixin, ViLUNet):  # type: ignore[misc]
+class AcceleratedViLUNet(AccelerateMixin, ViLUNet):
     """:class:`ViLUNet` trained through skorch's ``AccelerateMixin``.
 
     Data parallel over ``accelerator.num_processes`` processes; see the module
@@ -176,11 +178,12 @@ class AcceleratedViLUNet(AccelerateMixin, ViLUNet):  # type: ignore[misc]
     def _initialize_accelerator(self) -> Any:
         # the criterion has no parameter (get_loss computes ViLU's loss): DDP
         # refuses such a module, so it is left out of accelerator.prepare
-        criterion, self.criterion_ = self.criterion_, None
+        criterion = self.__dict__["criterion_"]
+        self.__dict__["criterion_"] = None
         try:
             return super()._initialize_accelerator()
         finally:
-            self.criterion_ = criterion
+            self.__dict__["criterion_"] = criterion
 
     def infer(
         self, x: Any, candidates: torch.Tensor | None = None, **fit_params: Any
@@ -207,9 +210,15 @@ class AcceleratedViLUNet(AccelerateMixin, ViLUNet):  # type: ignore[misc]
         step: dict[str, Any] = super().train_step(batch, **fit_params)
         if self._world() > 1:
             loss = step["loss"].detach().float()
-            out = step["y_pred"][0] if isinstance(step["y_pred"], tuple) else step["y_pred"]
+            out = (
+                step["y_pred"][0]
+                if isinstance(step["y_pred"], tuple)
+                else step["y_pred"]
+            )
             bad = (~torch.isfinite(loss)).float() + (~torch.isfinite(out)).any().float()
-            bad, loss = self.accelerator.reduce(torch.stack([bad, loss]), reduction="sum")
+            bad, loss = self.accelerator.reduce(
+                torch.stack([bad, loss]), reduction="sum"
+            )
             # the global batch's mean loss; NaN everywhere when one process diverged
             step["loss"] = torch.where(bad > 0, torch.nan, loss / self._world())
         return step
@@ -253,7 +262,7 @@ def plain_net(net: AcceleratedViLUNet) -> ViLUNet:
 
 
 def checkpoint_callbacks(dirname: str) -> list[tuple[str, Callback]]:
-    """skorch's epoch-end ``Checkpoint`` and the ``LoadInitState`` that resumes it.
+    """Skorch's epoch-end ``Checkpoint`` and the ``LoadInitState`` that resumes it.
 
     Put them before the LR schedule, so that a resumed schedule starts from
     the loaded optimizer and history.
@@ -292,7 +301,13 @@ def completed_epochs(dirname: str | os.PathLike[str] | None) -> int:
 
 _RUN = "run.json"
 # parameters that do not change what is trained
-_NOT_TRAINING = {"verbose", "checkpoint_dir", "distributed", "device", "predict_batch_size"}
+_NOT_TRAINING = {
+    "verbose",
+    "checkpoint_dir",
+    "distributed",
+    "device",
+    "predict_batch_size",
+}
 
 
 def check_training_setup(est: Any) -> None:
@@ -382,7 +397,9 @@ def start_checkpoint(
         with open(path) as fh:
             found = json.load(fh)
         if found != print_:
-            diff = sorted(k for k in set(found) | set(print_) if found.get(k) != print_.get(k))
+            diff = sorted(
+                k for k in set(found) | set(print_) if found.get(k) != print_.get(k)
+            )
             raise ValueError(
                 f"checkpoint_dir={str(folder)!r} holds a checkpoint of another "
                 f"training run (differences: {', '.join(diff)}); use a new folder "

@@ -337,7 +337,7 @@ class ViLUNet(NeuralNet):
             return self.module_(img, candidates)
 
     def get_iterator(self, dataset: Any, training: bool = False) -> Any:
-        """skorch's iterator; one that has ``set_epoch`` is told the epoch.
+        """Skorch's iterator; one that has ``set_epoch`` is told the epoch.
 
         The epoch (0-based, from the history) seeds the shuffle of
         :class:`~vilu_sklearn._distributed.StreamLoader`, so a run resumed from
@@ -349,7 +349,7 @@ class ViLUNet(NeuralNet):
         return iterator
 
     def failure_weight_mode(self, y_true: torch.Tensor, sw: Any) -> Any:
-        """The ``failure_weight_mode`` of this batch's loss (data parallel: a number)."""
+        """The ``failure_weight_mode`` of this batch's loss (data parallel: a float)."""
         return self.vilu_failure_weight
 
     def get_loss(

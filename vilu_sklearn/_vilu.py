@@ -689,8 +689,10 @@ class ViLUClassifier(BaseFailurePredictor):
     def _callbacks(self, *, early: bool, verbose: int) -> list[tuple[str, Any]]:
         """Checkpoints, freeze, LR schedule, averaging or early stopping, progress."""
         averaging = None if early else self.weight_averaging_epochs
-        saved = [] if self.checkpoint_dir is None else checkpoint_callbacks(
-            self.checkpoint_dir
+        saved = (
+            []
+            if self.checkpoint_dir is None
+            else checkpoint_callbacks(self.checkpoint_dir)
         )
         return saved + training_callbacks(
             freeze_proj_epochs=int(self.freeze_proj_epochs),

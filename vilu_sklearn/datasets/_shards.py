@@ -78,6 +78,10 @@ class ShardedArray:
         complete, same trailing shape and dtype as the first).
     max_open : int, default=4
         Shards kept memory-mapped at once.
+    assume_finite : bool, default=False
+        Skip the NaN/inf scan of the input checks (which reads every shard
+        once); for stores checked beforehand, where that scan would read
+        terabytes in every process.
 
     Attributes
     ----------
@@ -105,7 +109,13 @@ class ShardedArray:
     # read lazily by the input checks, never turned into one array
     _vilu_lazy_rows = True
 
-    def __init__(self, paths: Sequence[str | os.PathLike[str]], *, max_open: int = 4):
+    def __init__(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        max_open: int = 4,
+        assume_finite: bool = False,
+    ):
         if len(paths) == 0:
             raise ValueError("A ShardedArray needs at least one shard; got none.")
         infos = [_shard_info(Path(p)) for p in paths]
@@ -125,6 +135,7 @@ class ShardedArray:
         self.shape = (int(self.offsets[-1]), *first.shape[1:])
         self.dtype = first.dtype
         self.max_open = int(max_open)
+        self.assume_finite = bool(assume_finite)
         self._open: OrderedDict[int, np.ndarray] = OrderedDict()
 
     @classmethod
@@ -267,7 +278,7 @@ def _check_numbering(found: dict[int, Path], folder: Path, stem: str, sfx: str) 
 
 
 def open_embedding_store(
-    root: str | os.PathLike[str], *, max_open: int = 4
+    root: str | os.PathLike[str], *, max_open: int = 4, assume_finite: bool = False
 ) -> EmbeddingStore:
     """Open an embedding store, checking every shard before anything is read.
 
@@ -282,6 +293,9 @@ def open_embedding_store(
         The store's folder.
     max_open : int, default=4
         Shards kept memory-mapped at once, per array.
+    assume_finite : bool, default=False
+        Skip the NaN/inf scan of ``fit`` and the prediction methods (see
+        :class:`ShardedArray`).
 
     Returns
     -------
@@ -311,20 +325,26 @@ def open_embedding_store(
     ((6, 8), (6, 8), None)
     """
     root = Path(root)
+    kw: dict[str, Any] = {"max_open": max_open, "assume_finite": assume_finite}
     if not root.is_dir():
         raise FileNotFoundError(f"Embedding store {root} is not a folder.")
     img_dir = root / _CLIP_RETRIEVAL["img"]
     if not img_dir.is_dir():
-        return EmbeddingStore(ShardedArray.from_folder(root, max_open=max_open), None, None)
-    n = _check_numbering(_numbered(img_dir, "img_emb", ".npy"), img_dir, "img_emb", ".npy")
-    img = ShardedArray([img_dir / f"img_emb_{i}.npy" for i in range(n)], max_open=max_open)
+        return EmbeddingStore(ShardedArray.from_folder(root, **kw), None, None)
+    n = _check_numbering(
+        _numbered(img_dir, "img_emb", ".npy"), img_dir, "img_emb", ".npy"
+    )
+    img = ShardedArray([img_dir / f"img_emb_{i}.npy" for i in range(n)], **kw)
     text = None
     text_dir = root / _CLIP_RETRIEVAL["text"]
     if text_dir.is_dir():
         paths = [text_dir / f"text_emb_{i}.npy" for i in range(n)]
-        text = ShardedArray(paths, max_open=max_open)  # checks each one
+        text = ShardedArray(paths, **kw)  # checks each one
         for i in range(n):
-            rows = (img.offsets[i + 1] - img.offsets[i], text.offsets[i + 1] - text.offsets[i])
+            rows = (
+                img.offsets[i + 1] - img.offsets[i],
+                text.offsets[i + 1] - text.offsets[i],
+            )
             if rows[0] != rows[1]:
                 raise ValueError(
                     f"Shard {paths[i]} has {rows[1]} rows but {img.paths[i]} has "
