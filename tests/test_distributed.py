@@ -250,10 +250,15 @@ def test_parameters_are_stored_cloned_and_checked(tmp_path):
         (dict(distributed=True, random_state=0, batch_size=100), "at least one full"),
         (dict(distributed="yes"), "distributed"),
         (
-            dict(checkpoint_dir=str(tmp_path), weight_averaging_epochs=1.0),
+            dict(
+                checkpoint_dir=str(tmp_path),
+                weight_averaging_epochs=1.0,
+                random_state=0,
+            ),
             "weight averaging",
         ),
         (dict(checkpoint_dir=3), "checkpoint_dir"),
+        (dict(checkpoint_dir=str(tmp_path), random_state=None), "integer random_state"),
     ]
     for params, match in bad:
         with pytest.raises(ValueError, match=match):
@@ -376,3 +381,58 @@ def test_nan_in_a_shard_is_found_unless_assumed_finite(tmp_path):
     with pytest.raises(ValueError, match="X_img contains NaN.*row 257"):
         check_embeddings(open_embedding_store(tmp_path).img)
     check_embeddings(open_embedding_store(tmp_path, assume_finite=True).img)
+
+
+def test_training_example_runs_in_one_process(tmp_path, capsys):
+    import importlib.util
+
+    path = ROOT / "examples" / "distributed_training.py"
+    spec = importlib.util.spec_from_file_location("distributed_training", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    store = str(tmp_path / "store")
+    example.main(
+        ["make-store", store, "--rows", "600", "--shard-rows", "256", "--dim", "32"]
+    )
+    assert open_embedding_store(store).img.shape == (600, 32)
+    out, js = tmp_path / "m.safetensors", tmp_path / "fit.json"
+    example.main(["train", store, "--batch", "128", "--epochs", "2", "--device", "cpu",
+                  "--out", str(out), "--json", str(js)])  # fmt: skip
+    assert out.is_file() and "AUROC" in capsys.readouterr().out
+    assert load(out).n_epochs_ == 2
+
+
+@pytest.mark.slow
+def test_benchmark_script_runs(tmp_path):
+    cmd = [
+        sys.executable, str(ROOT / "examples" / "distributed_benchmark.py"),
+        "--rows", "1024", "--dim", "32", "--batch", "128", "--epochs", "2",
+        "--shard-rows", "128", "--processes", "1", "2", "--memory-shards", "2", "8",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = out.stdout.split("sharded reader")[1].split("### LAION")[0]
+    rows = [line.split("|") for line in table.splitlines() if line.startswith("| ")]
+    assert [int(r[1]) for r in rows[1:]] == [2, 8]
+    assert "| 400,000,000 | 32 |" in out.stdout
+
+
+@pytest.mark.slow
+def test_reader_memory_does_not_grow_with_the_number_of_shards(tmp_path):
+    import importlib.util
+
+    path = ROOT / "examples" / "distributed_benchmark.py"
+    spec = importlib.util.spec_from_file_location("distributed_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    peaks = {}
+    for shards in (4, 32):  # 4 MiB per shard (image + text): 16 and 128 MiB
+        store = tmp_path / f"s{shards}"
+        bench.make_store(store, shards * 4096, 4096, 256)
+        peaks[shards] = bench.reader_memory(store, 512)
+        assert peaks[shards]["rows"] == shards * 4096
+    small, large = peaks[4], peaks[32]
+    # the store grows by 112 MiB; the reader's memory by far less than a shard
+    assert large["numpy_peak"] < small["numpy_peak"] * 1.5 + 2**20
+    assert large["anon_growth"] < small["anon_growth"] + 4 * 2**20

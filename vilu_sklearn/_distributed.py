@@ -327,13 +327,15 @@ def check_training_setup(est: Any) -> None:
                 f"distributed=True places each process on its own device: use "
                 f"device='auto', 'cuda' or 'cpu', not {est.device!r}."
             )
-        if isinstance(est.random_state, bool) or not isinstance(
-            est.random_state, int | np.integer
-        ):
-            raise ValueError(
-                "distributed=True needs an integer random_state, so that every "
-                f"process draws the same batches; got {est.random_state!r}."
-            )
+    if (est.distributed or est.checkpoint_dir is not None) and (
+        isinstance(est.random_state, bool)
+        or not isinstance(est.random_state, int | np.integer)
+    ):
+        raise ValueError(
+            "distributed=True and checkpoint_dir need an integer random_state, "
+            "so that every process (and a resumed run) draws the same batches; "
+            f"got random_state={est.random_state!r}."
+        )
     if est.checkpoint_dir is not None:
         if est.early_stopping or est.weight_averaging_epochs is not None:
             raise ValueError(
