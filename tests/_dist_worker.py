@@ -32,8 +32,8 @@ class Kill(Callback):
 class Killable(ViLUClassifier):
     kill = None
 
-    def _callbacks(self, *, early, verbose):
-        callbacks = super()._callbacks(early=early, verbose=verbose)
+    def _callbacks(self, *, early):
+        callbacks = super()._callbacks(early=early)
         if self.kill is not None:
             callbacks.append(("kill", Kill(*self.kill)))
         return callbacks

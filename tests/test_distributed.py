@@ -407,7 +407,7 @@ def test_benchmark_script_runs(tmp_path):
     cmd = [
         sys.executable, str(ROOT / "examples" / "distributed_benchmark.py"),
         "--rows", "1024", "--dim", "32", "--batch", "128", "--epochs", "2",
-        "--shard-rows", "128", "--processes", "1", "2", "--memory-shards", "2", "8",
+        "--shard-rows", "128", "--processes", "1", "--memory-shards", "2", "8",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)

@@ -686,7 +686,7 @@ class ViLUClassifier(BaseFailurePredictor):
             return None
         return accelerator_for(self, n_samples)
 
-    def _callbacks(self, *, early: bool, verbose: int) -> list[tuple[str, Any]]:
+    def _callbacks(self, *, early: bool) -> list[tuple[str, Any]]:
         """Checkpoints, freeze, LR schedule, averaging or early stopping, progress."""
         averaging = None if early else self.weight_averaging_epochs
         saved = (
@@ -703,7 +703,7 @@ class ViLUClassifier(BaseFailurePredictor):
             early_stopping_metric=self.early_stopping_metric if early else None,
             patience=int(self.n_iter_no_change),
             tol=float(self.tol),
-            verbose=verbose,
+            verbose=int(self.verbose),
         )
 
     def _optimizer_kwargs(self) -> dict[str, Any]:
@@ -768,7 +768,11 @@ class ViLUClassifier(BaseFailurePredictor):
             max_epochs=int(self.max_epochs),
             batch_size=self._batch_size,
             train_split=IndexSplit(self.validation_fraction, seed) if early else None,
-            callbacks=self._callbacks(early=early, verbose=verbose),
+            callbacks=[  # no progress bar in the processes that do not print
+                (name, cb)
+                for name, cb in self._callbacks(early=early)
+                if verbose or name != "progress_bar"
+            ],
             device=device,
             verbose=verbose,
             callbacks__print_log__sink=log_sink(verbose),
