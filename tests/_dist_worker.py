@@ -3,7 +3,8 @@
 Trains ViLU with ``distributed=True`` on a sharded store and, in the main
 process, saves the confidences, the weights and the history counts to ``--out``
 (npz). ``--kill-at N`` stops process ``--kill-rank`` at its N-th training step
-(counted from 1): abruptly (os._exit) or with a KeyboardInterrupt.
+(counted from 1): abruptly (os._exit) or with a KeyboardInterrupt; only in the
+first attempt when torchrun restarts the processes (``--max-restarts``).
 """
 
 import argparse
@@ -23,7 +24,9 @@ class Kill(Callback):
 
     def on_batch_end(self, net, training=False, **kwargs):
         self.steps += bool(training)
-        if int(os.environ.get("RANK", "0")) == self.rank and self.steps == self.at:
+        first_attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
+        rank = int(os.environ.get("RANK", "0"))
+        if first_attempt and rank == self.rank and self.steps == self.at:
             if self.how == "exit":
                 os._exit(3)
             raise KeyboardInterrupt
