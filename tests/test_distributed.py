@@ -161,15 +161,32 @@ def test_stream_splits_global_batches_without_overlap():
 
 
 def test_stream_reshuffles_per_epoch_and_windows_shards():
-    e0 = np.concatenate(list(_stream(24, 4, epoch=0).windows()))
-    e1 = np.concatenate(list(_stream(24, 4, epoch=1).windows()))
+    e0 = np.concatenate(list(_stream(24, 4).windows(0)))
+    e1 = np.concatenate(list(_stream(24, 4).windows(1)))
     assert sorted(e0.tolist()) == sorted(e1.tolist()) == list(range(24))
     assert not np.array_equal(e0, e1)
-    np.testing.assert_array_equal(e0, np.concatenate(list(_stream(24, 4).windows())))
+    np.testing.assert_array_equal(e0, np.concatenate(list(_stream(24, 4).windows(0))))
     # a window holds whole shards: at most `window` shards are read together
     bounds = np.array([0, 5, 12, 15, 24])
-    for w in _stream(24, 4, window=1).windows():
+    for w in _stream(24, 4, window=1).windows(0):
         assert len(np.unique(np.searchsorted(bounds, w, side="right"))) == 1
+
+
+def test_each_pass_of_the_stream_is_the_next_epoch():
+    # skorch iterates one training loader over all epochs
+    X = np.arange(32, dtype=np.float64)[:, None]
+    loader = StreamLoader(EmbeddingDataset(X), 8, seed=1)
+    loader.set_epoch(2)
+    passes = [
+        np.concatenate([b["img"][:, 0].numpy() for b, _ in loader]) for _ in range(3)
+    ]
+    assert not np.array_equal(passes[0], passes[1])
+    assert not np.array_equal(passes[1], passes[2])
+    resumed = StreamLoader(EmbeddingDataset(X), 8, seed=1)
+    resumed.set_epoch(3)
+    np.testing.assert_array_equal(
+        np.concatenate([b["img"][:, 0].numpy() for b, _ in resumed]), passes[1]
+    )
 
 
 def test_stream_batches_are_this_rank_share(tmp_path):
@@ -272,10 +289,10 @@ def test_checkpoint_resumes_to_the_uninterrupted_weights(tmp_path):
     kw = dict(epochs=3, batch=64, distributed=True)
     ref = _dist_worker.fit_store(str(store), **kw)
     ck = str(tmp_path / "ck")
-    # Ctrl-C at step 13 (epoch 2 of 3, 9 steps each): epoch 1 is checkpointed
+    # Ctrl-C at step 22 (epoch 3 of 3, 9 steps each): epochs 1-2 are checkpointed
     with pytest.warns(UserWarning, match="interrupted"):
-        _dist_worker.fit_store(str(store), checkpoint_dir=ck, kill=(13, 0, "int"), **kw)
-    assert open_history_epochs(ck) == 1
+        _dist_worker.fit_store(str(store), checkpoint_dir=ck, kill=(22, 0, "int"), **kw)
+    assert open_history_epochs(ck) == 2
     resumed = _dist_worker.fit_store(str(store), checkpoint_dir=ck, **kw)
     assert resumed["n_epochs"] == 3 and resumed["n_steps"] == ref["n_steps"]
     weights = [k for k in ref if k.startswith("w:")]
@@ -346,18 +363,18 @@ def test_killed_process_resumes_to_the_same_weights(tmp_path):
     store = write_store(tmp_path / "store")
     _launch(store, tmp_path / "ref.npz", "--checkpoint-dir", str(tmp_path / "ck_ref"))
     ck = str(tmp_path / "ck")
-    # process 1 dies at step 13 (epoch 2 of 3, 9 steps each); torchrun stops both
+    # process 1 dies at step 22 (epoch 3 of 3, 9 steps each); torchrun stops both
     killed = _launch(
         store,
         tmp_path / "x.npz",
         "--checkpoint-dir",
         ck,
         "--kill-at",
-        "13",
+        "22",
         expect_ok=False,
     )
     assert killed.returncode != 0 and not (tmp_path / "x.npz").exists()
-    assert open_history_epochs(ck) == 1
+    assert open_history_epochs(ck) == 2
     _launch(store, tmp_path / "resumed.npz", "--checkpoint-dir", ck)
     ref, resumed = np.load(tmp_path / "ref.npz"), np.load(tmp_path / "resumed.npz")
     weights = [k for k in ref.files if k.startswith("w:")]

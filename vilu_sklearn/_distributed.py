@@ -69,8 +69,9 @@ class StreamLoader:
     ``world_size`` gets rows ``[rank * b, (rank + 1) * b)`` of each global batch
     (sorted by row; ``b = batch_size // world_size``), so the processes share
     every row of an epoch without overlap. The order depends on ``seed`` and
-    the epoch (:meth:`set_epoch`) only: the same for any number of processes,
-    and the same again when a checkpoint is resumed. Memory: the indices of one
+    the epoch only (each pass is the next epoch, starting from
+    :meth:`set_epoch`'s): the same for any number of processes, and the same
+    again when a checkpoint is resumed. Memory: the indices of one
     window and the rows of one batch.
 
     Parameters
@@ -118,7 +119,7 @@ class StreamLoader:
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose order the next pass follows."""
+        """Select the epoch of the next pass (each pass is the next epoch)."""
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
@@ -134,9 +135,9 @@ class StreamLoader:
             return np.array([0, len(self.dataset)])
         return np.searchsorted(self.dataset.indices, offsets)
 
-    def windows(self) -> Iterator[np.ndarray]:
-        """The positions of the epoch, one shuffled window of shards at a time."""
-        rng = np.random.default_rng([self.seed, self.epoch])
+    def windows(self, epoch: int) -> Iterator[np.ndarray]:
+        """The positions of an epoch, one shuffled window of shards at a time."""
+        rng = np.random.default_rng([self.seed, epoch])
         bounds = self._bounds()
         n_shards = len(bounds) - 1
         order = rng.permutation(n_shards) if self.shuffle else np.arange(n_shards)
@@ -147,11 +148,12 @@ class StreamLoader:
             positions = np.concatenate(parts)
             yield rng.permutation(positions) if self.shuffle else positions
 
-    def global_batches(self) -> Iterator[np.ndarray]:
-        """The sorted positions of each global batch of the epoch."""
+    def global_batches(self, epoch: int | None = None) -> Iterator[np.ndarray]:
+        """The sorted positions of each global batch of an epoch (default: next)."""
+        epoch = self.epoch if epoch is None else int(epoch)
         size, left = self.batch_size, len(self)
         buffer = np.empty(0, dtype=np.int64)
-        for positions in self.windows():
+        for positions in self.windows(epoch):
             buffer = np.concatenate([buffer, positions])
             while len(buffer) >= size and left:
                 yield np.sort(buffer[:size])
@@ -160,7 +162,8 @@ class StreamLoader:
             yield np.sort(buffer)
 
     def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], Any]]:
-        for batch in self.global_batches():
+        epoch, self.epoch = self.epoch, self.epoch + 1  # skorch reuses the loader
+        for batch in self.global_batches(epoch):
             share = np.array_split(batch, self.world_size)[self.rank]
             yield self.dataset.gather(share, self.dtype)
 

@@ -339,13 +339,15 @@ class ViLUNet(NeuralNet):
     def get_iterator(self, dataset: Any, training: bool = False) -> Any:
         """Skorch's iterator; one that has ``set_epoch`` is told the epoch.
 
-        The epoch (0-based, from the history) seeds the shuffle of
-        :class:`~vilu_sklearn._distributed.StreamLoader`, so a run resumed from
-        a checkpoint sees the batches the uninterrupted run saw.
+        The number of epochs already trained (a resumed checkpoint's included)
+        is the epoch of the next pass of
+        :class:`~vilu_sklearn._distributed.StreamLoader`, whose shuffle it
+        seeds, so a run resumed from a checkpoint sees the batches the
+        uninterrupted run saw.
         """
         iterator = super().get_iterator(dataset, training=training)
         if training and hasattr(iterator, "set_epoch"):
-            iterator.set_epoch(max(0, len(self.history) - 1))
+            iterator.set_epoch(sum("train_loss" in row for row in self.history))
         return iterator
 
     def failure_weight_mode(self, y_true: torch.Tensor, sw: Any) -> Any:
