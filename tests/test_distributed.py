@@ -354,7 +354,9 @@ def test_two_processes_match_one_process(tmp_path, mode):
     one = _one_process(store, mode)
     assert int(two["n_epochs"]) == one["n_epochs"] == 3
     assert int(two["n_steps"]) == one["n_steps"] == 3 * (600 // 64)
-    assert np.abs(two["conf"] - one["conf"]).max() <= 1e-4
+    delta = np.abs(two["conf"] - one["conf"]).max()
+    print(f"{mode}: max |delta decision_function| = {delta:.2g}")
+    assert delta <= 1e-4
     np.testing.assert_allclose(two["train_loss"], one["train_loss"], rtol=1e-5)
 
 
