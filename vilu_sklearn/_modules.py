@@ -613,6 +613,7 @@ class ViLUModule(nn.Module):
         *,
         return_correct: bool = False,
         return_candidate_logits: bool = False,
+        own_offset: int = 0,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Confidence logits for a batch of images.
 
@@ -631,6 +632,11 @@ class ViLUModule(nn.Module):
             Also return the posterior head's logits over the candidates (B, K),
             for a loss on the true class (classification mode, training; needs
             ``posterior_head=True``). Exclusive with ``return_correct``.
+        own_offset : int, default=0
+            With ``return_correct``: image ``i``'s own caption is candidate
+            ``own_offset + i`` (data-parallel training, where the candidates are
+            the captions of the global batch and this process holds a slice of
+            its images).
 
         Returns
         -------
@@ -678,7 +684,8 @@ class ViLUModule(nn.Module):
                 logits = logits + self.posterior(z_v, texts.texts, sims)
         if not return_correct:
             return logits
-        correct = (torch.diagonal(sims) >= sims.amax(dim=1)).to(logits.dtype)
+        own = torch.diagonal(sims, offset=own_offset)
+        correct = (own >= sims.amax(dim=1)).to(logits.dtype)
         return logits, correct
 
     def _attend(

@@ -163,7 +163,10 @@ class FreezeProjections(Callback):
 
     def on_epoch_begin(self, net: Any, **kwargs: Any) -> None:
         # skorch has appended this epoch's history row: len() is its number
-        net.module_.projections_frozen = len(net.history) <= self.n_epochs
+        module = net.module_
+        if isinstance(module, torch.nn.parallel.DistributedDataParallel):
+            module = module.module  # data-parallel training (vilu_sklearn._distributed)
+        module.projections_frozen = len(net.history) <= self.n_epochs
 
 
 class WeightAveraging(Callback):
@@ -333,6 +336,24 @@ class ViLUNet(NeuralNet):
                 return self.module_(img, candidates, return_candidate_logits=True)
             return self.module_(img, candidates)
 
+    def get_iterator(self, dataset: Any, training: bool = False) -> Any:
+        """Skorch's iterator; one that has ``set_epoch`` is told the epoch.
+
+        The number of epochs already trained (a resumed checkpoint's included)
+        is the epoch of the next pass of
+        :class:`~vilu_sklearn._distributed.StreamLoader`, whose shuffle it
+        seeds, so a run resumed from a checkpoint sees the batches the
+        uninterrupted run saw.
+        """
+        iterator = super().get_iterator(dataset, training=training)
+        if training and hasattr(iterator, "set_epoch"):
+            iterator.set_epoch(sum("train_loss" in row for row in self.history))
+        return iterator
+
+    def failure_weight_mode(self, y_true: torch.Tensor, sw: Any) -> Any:
+        """The ``failure_weight_mode`` of this batch's loss (data parallel: a float)."""
+        return self.vilu_failure_weight
+
     def get_loss(
         self, y_pred: Any, y_true: Any, X: Any = None, training: bool = False
     ) -> torch.Tensor:
@@ -350,7 +371,7 @@ class ViLUNet(NeuralNet):
         loss = weighted_bce_loss(
             logits.float(),
             y_true.float(),
-            failure_weight_mode=self.vilu_failure_weight,
+            failure_weight_mode=self.failure_weight_mode(y_true, sw),
             sample_weight=sw,
         )
         if candidate_logits is None:
@@ -438,6 +459,7 @@ def train_net(
     candidates: Any,
     seed: int,
     dtype: torch.dtype,
+    epochs: int | None = None,
 ) -> TrainResult:
     """Initialise and train ``net`` under its own seed.
 
@@ -445,7 +467,9 @@ def train_net(
     they are left untouched. ``candidates`` is the (K, d) array of candidate texts
     or None; the module ends in eval mode. skorch swallows KeyboardInterrupt
     (early stopping raises it too): an interruption is told apart from early
-    stopping by the epochs run and the stopper's misses.
+    stopping by the epochs run and the stopper's misses. ``epochs`` (default
+    ``net.max_epochs``) is the number of epochs to run, fewer when a
+    checkpoint is resumed.
     """
     device = torch.device(net.device)
     fork_devices = [device] if device.type == "cuda" else []
@@ -454,7 +478,7 @@ def train_net(
         torch.manual_seed(seed)
         net.initialize()
         net.module_.to(dtype)
-        fit_params = {}
+        fit_params: dict[str, Any] = {} if epochs is None else {"epochs": epochs}
         if candidates is not None:
             fit_params["candidates"] = torch.as_tensor(
                 np.ascontiguousarray(candidates), dtype=dtype, device=device

@@ -27,8 +27,8 @@ _FINITE_CHUNK_ROWS = 65536
 
 def _to_numpy(X: Any) -> Any:
     """Turn torch tensors and array-likes into numpy arrays, without copying arrays."""
-    if isinstance(X, np.ndarray):
-        return X
+    if isinstance(X, np.ndarray) or getattr(X, "_vilu_lazy_rows", False):
+        return X  # arrays, and sharded stores read row block by row block
     try:  # torch is a hard dependency, but keep this module importable without it
         import torch
 
@@ -99,7 +99,13 @@ def check_embeddings(
             "embeddings are dense vectors; use X.toarray()."
         )
     X = _to_numpy(X)
-    if not isinstance(X, np.ndarray):
+    if getattr(X, "_vilu_lazy_rows", False):  # a ShardedArray, read in row blocks
+        if X.dtype not in _FLOAT_DTYPES:
+            raise TypeError(
+                f"{name} is a sharded store of dtype {X.dtype}; its shards must "
+                "hold float16, float32 or float64 embeddings."
+            )
+    elif not isinstance(X, np.ndarray):
         raise TypeError(
             f"{name} must be an array-like of shape (n, n_features); "
             f"got an object of type {type(X).__name__}."
@@ -183,6 +189,8 @@ def check_float32_range(X: Any, name: str, dtype: Any = np.float32) -> None:
 
 def _check_finite(X: np.ndarray, name: str) -> None:
     """Raise ValueError if X holds NaN or inf, reading it in chunks of rows."""
+    if getattr(X, "assume_finite", False):  # a ShardedArray checked beforehand
+        return
     for start in range(0, X.shape[0], _FINITE_CHUNK_ROWS):
         block = X[start : start + _FINITE_CHUNK_ROWS]
         # fast path: the sum of a finite block is finite (float64 avoids overflow)

@@ -24,6 +24,15 @@ from ._constraints import (
     positive_real,
 )
 from ._data import BatchLoader, EmbeddingDataset, IndexSplit
+from ._distributed import (
+    AcceleratedViLUNet,
+    accelerator_for,
+    check_training_setup,
+    checkpoint_callbacks,
+    plain_net,
+    start_checkpoint,
+    stream_kwargs,
+)
 from ._modules import CandidateTables, EncodedCandidates, ViLUModule
 from ._net import (
     OPTIMIZERS,
@@ -267,6 +276,24 @@ class ViLUClassifier(BaseFailurePredictor):
         0: silent; 1: one line per epoch (losses, validation AUROC) on stdout
         and, when tqdm is installed (extra ``vilu-sklearn[progress]``), a
         progress bar over the epochs on stderr.
+    distributed : bool, default=False
+        Data-parallel training through Hugging Face Accelerate (extra
+        ``vilu-sklearn[distributed]``) over the processes of ``accelerate
+        launch`` or ``torchrun``: every process runs the same script and calls
+        ``fit`` on the same data; each trains on its share of every global batch
+        of ``batch_size`` rows (divisible by the number of processes), and all
+        end with the same fitted model, which matches a one-process fit with the
+        same ``batch_size`` and seed to float rounding. In caption mode the
+        candidates of a training step are the global batch's captions. Only the
+        main process prints. Needs ``dtype="float32"`` and no early stopping.
+        See docs/scale.md.
+    checkpoint_dir : str, default=None
+        Folder where the weights, optimiser state and history are saved after
+        every epoch (by the main process); ``fit`` resumes from what it finds
+        there, so a killed run started again ends with the weights an
+        uninterrupted run would have. The folder belongs to one training run:
+        ``fit`` refuses a checkpoint of other data or parameters. Not with
+        early stopping or weight averaging.
 
     Attributes
     ----------
@@ -377,6 +404,8 @@ class ViLUClassifier(BaseFailurePredictor):
         "predict_batch_size": [positive_int(), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "distributed": ["boolean"],
+        "checkpoint_dir": [str, None],
     }
     # saved state (vilu_sklearn.load): the torch classes it holds, and the value
     # of each parameter added since files were first written that reproduces
@@ -432,6 +461,8 @@ class ViLUClassifier(BaseFailurePredictor):
         predict_batch_size: int | None = None,
         random_state: Any = None,
         verbose: int = 0,
+        distributed: bool = False,
+        checkpoint_dir: str | None = None,
     ) -> None:
         self.text_embeddings = text_embeddings
         self.mode = mode
@@ -471,6 +502,8 @@ class ViLUClassifier(BaseFailurePredictor):
         self.predict_batch_size = predict_batch_size
         self.random_state = random_state
         self.verbose = verbose
+        self.distributed = distributed
+        self.checkpoint_dir = checkpoint_dir
 
     # ------------------------------------------------------------------ checks
     def _check_extra_params(self) -> None:
@@ -480,6 +513,7 @@ class ViLUClassifier(BaseFailurePredictor):
                 f"device={self.device!r} asks for CUDA, but CUDA is not available "
                 "on this machine; use device='auto' or 'cpu'."
             )
+        check_training_setup(self)
 
     @property
     def _needs_texts(self) -> bool:
@@ -575,7 +609,14 @@ class ViLUClassifier(BaseFailurePredictor):
         early = self._early_stopping_enabled(n_samples) and self._valid_split_usable(
             inputs.y, seed
         )
-        net = self._build_net(n_features, early=early, seed=seed)
+        accelerator = self._accelerator(n_samples)
+        net = self._build_net(
+            n_features,
+            early=early,
+            seed=seed,
+            accelerator=accelerator,
+            stream=getattr(inputs.X_img, "_vilu_lazy_rows", False),
+        )
         dataset = EmbeddingDataset(
             inputs.X_img,
             texts=inputs.captions,
@@ -585,8 +626,14 @@ class ViLUClassifier(BaseFailurePredictor):
         )
         texts = inputs.X_txt if self._needs_texts else None
         result = train_net(
-            net, dataset, candidates=texts, seed=seed, dtype=_DTYPES[self.dtype]
+            net,
+            dataset,
+            candidates=texts,
+            seed=seed,
+            dtype=_DTYPES[self.dtype],
+            epochs=start_checkpoint(self, accelerator, n_samples, n_features, seed),
         )
+        net = net if accelerator is None else plain_net(net)
         self.fit_time_ = result.fit_time
         self._set_fitted_attributes(net, inputs, early=early)
         self._report_abnormal_end(result, inputs)
@@ -732,10 +779,21 @@ class ViLUClassifier(BaseFailurePredictor):
             normalize=bool(self.normalize),
         )
 
+    def _accelerator(self, n_samples: int) -> Any:
+        """The Accelerator of a data-parallel fit (None without ``distributed``)."""
+        if not self.distributed:
+            return None
+        return accelerator_for(self, n_samples)
+
     def _callbacks(self, *, early: bool) -> list[tuple[str, Any]]:
-        """Freeze, LR schedule, averaging or early stopping, progress."""
+        """Checkpoints, freeze, LR schedule, averaging or early stopping, progress."""
         averaging = None if early else self.weight_averaging_epochs
-        return training_callbacks(
+        saved = (
+            []
+            if self.checkpoint_dir is None
+            else checkpoint_callbacks(self.checkpoint_dir)
+        )
+        return saved + training_callbacks(
             freeze_proj_epochs=int(self.freeze_proj_epochs),
             weight_averaging_epochs=None if averaging is None else float(averaging),
             lr_schedule=self.lr_schedule,
@@ -772,10 +830,33 @@ class ViLUClassifier(BaseFailurePredictor):
             ),
         }
 
-    def _build_net(self, n_features: int, *, early: bool, seed: int) -> ViLUNet:
-        """The (uninitialised) skorch net with its callbacks and optimiser."""
+    def _build_net(
+        self,
+        n_features: int,
+        *,
+        early: bool,
+        seed: int,
+        accelerator: Any = None,
+        stream: bool = False,
+    ) -> ViLUNet:
+        """The (uninitialised) skorch net with its callbacks and optimiser.
+
+        With an ``accelerator``, the net trained through it, its own share of
+        every global batch (:mod:`vilu_sklearn._distributed`); ``stream``:
+        batches stream shard by shard (a ``ShardedArray`` input).
+        """
         device = resolve_device(self.device)
-        return ViLUNet(
+        verbose = int(self.verbose)
+        cls, extra = ViLUNet, {}
+        if accelerator is not None or stream:
+            extra = stream_kwargs(accelerator)
+        if accelerator is not None:
+            cls, device = AcceleratedViLUNet, accelerator.device
+            if device.type == "cpu":  # "cpu:0" would not reload a checkpoint
+                device = torch.device("cpu")
+            extra["accelerator"] = accelerator
+            verbose = verbose if accelerator.is_main_process else 0
+        return cls(
             self._module_factory(n_features),
             vilu_caption=self.mode == "caption",
             vilu_failure_weight=self.failure_weight,
@@ -786,11 +867,15 @@ class ViLUClassifier(BaseFailurePredictor):
             max_epochs=int(self.max_epochs),
             batch_size=self._batch_size,
             train_split=IndexSplit(self.validation_fraction, seed) if early else None,
-            callbacks=self._callbacks(early=early),
+            callbacks=[  # no progress bar in the processes that do not print
+                (name, cb)
+                for name, cb in self._callbacks(early=early)
+                if verbose or name != "progress_bar"
+            ],
             device=device,
-            verbose=int(self.verbose),
-            callbacks__print_log__sink=log_sink(int(self.verbose)),
-            **self._iterator_kwargs(seed=seed),
+            verbose=verbose,
+            callbacks__print_log__sink=log_sink(verbose),
+            **{**self._iterator_kwargs(seed=seed), **extra},
             **self._optimizer_kwargs(),
         )
 
