@@ -290,7 +290,8 @@ def test_checkpoint_resumes_to_the_uninterrupted_weights(tmp_path):
     ref = _dist_worker.fit_store(str(store), **kw)
     ck = str(tmp_path / "ck")
     # Ctrl-C at step 22 (epoch 3 of 3, 9 steps each): epochs 1-2 are checkpointed
-    with pytest.warns(UserWarning, match="interrupted"):
+    # the incomplete model is kept, and the interrupt goes on to the caller
+    with pytest.raises(KeyboardInterrupt, match="interrupted after 2 of 3 epochs"):
         _dist_worker.fit_store(str(store), checkpoint_dir=ck, kill=(22, 0, "int"), **kw)
     assert open_history_epochs(ck) == 2
     resumed = _dist_worker.fit_store(str(store), checkpoint_dir=ck, **kw)

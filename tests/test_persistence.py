@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _helpers import make_toy
+from _helpers import FAST_VILU, make_toy
 from sklearn.base import clone
 
 import vilu_sklearn
@@ -583,3 +583,17 @@ def test_plain_module_layers_are_allow_listed(data, tmp_path):
     est.module_ = torch.nn.Sequential(torch.nn.Linear(8, 1), torch.nn.Tanh())
     with pytest.raises(TypeError, match="Linear"):
         est.save(tmp_path / "bad.safetensors")
+
+
+def test_learned_attention_projections_survive_save_and_load(tmp_path):
+    # the freeze is a flag of the module, not a weight: the reloaded model had
+    # its trained projections bypassed (rebuilt as at the start of training)
+    X, T, _, y = make_toy(n=200)
+    clf = ViLUClassifier(**{**FAST_VILU, "max_epochs": 4, "freeze_proj_epochs": 2})
+    clf.fit(X, T, y)
+    assert not clf.net_.module_.projections_frozen
+    path = tmp_path / "vilu.safetensors"
+    clf.save(path)
+    again = vilu_sklearn.load(path)
+    assert not again.net_.module_.projections_frozen
+    np.testing.assert_array_equal(again.decision_function(X), clf.decision_function(X))

@@ -418,6 +418,8 @@ class ViLUClassifier(BaseFailurePredictor):
     _persist_legacy_params: ClassVar[dict[str, Any]] = {
         "posterior_hidden_size": 0,
         "unseen_candidates": "model",  # files written before it scored any texts
+        "distributed": False,
+        "checkpoint_dir": None,
     }
 
     def __init__(
@@ -1011,6 +1013,23 @@ class ViLUClassifier(BaseFailurePredictor):
                 )
                 out[start : start + rows] = module(img, enc).double().cpu().numpy()
         return out
+
+    def _get_persist_state(self) -> dict[str, Any]:
+        state = super()._get_persist_state()
+        net = state.get("net_")
+        if net is not None:  # a flag of the module, not in its state_dict
+            state["_projections_frozen"] = bool(net.module_.projections_frozen)
+        return state
+
+    def _set_persist_state(self, state: dict[str, Any]) -> None:
+        frozen = state.pop("_projections_frozen", None)
+        super()._set_persist_state(state)
+        net = getattr(self, "net_", None)
+        if net is None:
+            return
+        if frozen is None:  # files written before the flag was saved
+            frozen = len(net.history) <= self.freeze_proj_epochs
+        net.module_.projections_frozen = bool(frozen)
 
     def _falls_back(self, texts: Any) -> bool:
         """Whether to score ``texts`` with the class-agnostic part (and warn)."""
