@@ -84,6 +84,7 @@ class _TunedImageText(BaseBaseline):
 
     _caption_support = False
     _fixed_candidates = True
+    _unseen_classes = "n/a"  # prototypes / Gaussians of the fit's classes
     _tuned: ClassVar[str] = ""
 
     validation_fraction: float
