@@ -197,6 +197,8 @@ class LinearProbe(_LabelProbe):
     ----------
     C_ : float
         The regularisation used.
+    n_iter_ : int
+        Iterations of lbfgs in the final fit (0 with a single class).
     validation_aurocs_ : ndarray or None
         Validation AUROC of each value of ``Cs`` (None when not tuned).
     coef_ : ndarray of shape (K, d)
@@ -278,6 +280,7 @@ class LinearProbe(_LabelProbe):
         coef = np.zeros((K, X.shape[1]))
         intercept = np.full(K, -np.inf)
         present = np.unique(inputs.labels)
+        self.n_iter_ = 0
         if len(present) == 1:  # one class: probability 1 for it
             intercept[present[0]] = 0.0
             return coef, intercept
@@ -285,6 +288,7 @@ class LinearProbe(_LabelProbe):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(Z, inputs.labels, sample_weight=inputs.sample_weight)
+        self.n_iter_ = int(np.max(model.n_iter_))
         if len(present) == 2:  # binary: one row of coefficients
             coef[present[1]], intercept[present[1]] = model.coef_[0], model.intercept_[0]
             coef[present[0]], intercept[present[0]] = 0.0, 0.0
