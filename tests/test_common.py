@@ -67,9 +67,7 @@ class _ConsistentClassLabels:
         except (TypeError, ValueError):  # let fit raise its own error
             n = len(X) if hasattr(X, "__len__") else 1
             labels = np.zeros(n, dtype=np.int64)
-        return super().fit(
-            X, y, y_correct, sample_weight=sample_weight, labels=labels
-        )
+        return super().fit(X, y, y_correct, sample_weight=sample_weight, labels=labels)
 
 
 class _ViLUVisualOnly(MeaningfulLabels, ViLUClassifier):

@@ -33,7 +33,9 @@ def test_probes_need_the_class_labels(probe, data):
 def test_probe_score_is_its_probability_of_the_vlm_class(probe, data):
     """The score is P(VLM's predicted class); it ranks failures well here."""
     probe.set_params(logit_scale=data.logit_scale)
-    probe.fit(data.X_img[:800], data.X_txt, data.y_correct[:800], labels=data.labels[:800])
+    probe.fit(
+        data.X_img[:800], data.X_txt, data.y_correct[:800], labels=data.labels[:800]
+    )
     X = data.X_img[800:]
     conf = probe.decision_function(X)
     pred = (X / np.linalg.norm(X, axis=1, keepdims=True)) @ data.X_txt.T
@@ -62,9 +64,7 @@ def test_linear_probe_matches_logistic_regression_and_tunes_c(data):
 def test_linear_probe_classes_absent_from_the_labels_get_probability_zero():
     X_img, X_txt, labels, y = make_toy(n=300, K=4, d=8, seed=2)
     keep = labels != 3
-    probe = bl.LinearProbe(C=1.0).fit(
-        X_img[keep], X_txt, y[keep], labels=labels[keep]
-    )
+    probe = bl.LinearProbe(C=1.0).fit(X_img[keep], X_txt, y[keep], labels=labels[keep])
     X = X_img / np.linalg.norm(X_img, axis=1, keepdims=True)
     assert np.all(probe._proba(X)[:, 3] == 0)
 

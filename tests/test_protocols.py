@@ -26,7 +26,13 @@ def data():
 
 
 def _split(d, n_train=600):
-    return d.X_img[:n_train], d.X_txt, d.labels[:n_train], d.X_img[n_train:], d.labels[n_train:]
+    return (
+        d.X_img[:n_train],
+        d.X_txt,
+        d.labels[:n_train],
+        d.X_img[n_train:],
+        d.labels[n_train:],
+    )
 
 
 class _Spy(bl.MSP):
@@ -65,7 +71,9 @@ def test_class_splits_are_seeded_partitions():
         np.testing.assert_array_equal(u1, u2)
     assert len({tuple(u) for _, u in splits}) > 1  # the splits differ
     other = class_splits(10, 0.5, 5, random_state=4)
-    assert any(not np.array_equal(a[1], b[1]) for a, b in zip(splits, other, strict=True))
+    assert any(
+        not np.array_equal(a[1], b[1]) for a, b in zip(splits, other, strict=True)
+    )
     assert len(class_splits(10, 0.3, 1, 0)[0][1]) == 3
     with pytest.raises(ValueError, match="both need at least 2"):
         class_splits(3, 0.5, 1, 0)
@@ -99,7 +107,9 @@ def test_unseen_protocol_fits_on_seen_classes_with_seen_prompts(data):
         np.testing.assert_array_equal(X_all, X_te)
         np.testing.assert_array_equal(T_all, T)
         # y_correct of the unseen variant: against the unseen prompts only
-        y_u = correctness(X_u, T[unseen], np.searchsorted(unseen, y_te[np.isin(y_te, unseen)]))
+        y_u = correctness(
+            X_u, T[unseen], np.searchsorted(unseen, y_te[np.isin(y_te, unseen)])
+        )
         assert rows[0]["per_split"][s]["accuracy"] == pytest.approx(y_u.mean())
         assert rows[0]["per_split"][s]["unseen"] == unseen.tolist()
     assert [r["variant"] for r in rows] == ["unseen", "all"]
@@ -140,7 +150,7 @@ def test_not_applicable_methods_are_excluded_and_labelled(data):
 
 @pytest.mark.parametrize("cls", [getattr(bl, n) for n in bl.__all__ if n != "make_lvu"])
 def test_declared_unseen_capability_matches_behaviour(cls, data):
-    """"ok" methods score a candidate set unseen in fit; "n/a" ones refuse it."""
+    """ "ok" methods score a candidate set unseen in fit; "n/a" ones refuse it."""
     est = cls()
     cap = unseen_capability(est)
     params = est.get_params()
@@ -151,8 +161,17 @@ def test_declared_unseen_capability_matches_behaviour(cls, data):
     est.set_params(**small)
     X, T, y = data.X_img, data.X_txt, data.y_correct
     seen, unseen = [0, 1, 2], [3, 4, 5]
-    kwargs = {"labels": np.zeros(len(X), dtype=int)} if cls in (bl.LinearProbe, bl.MLPProbe) else {}
-    est.fit(X, T[seen], correctness(X, T[seen], np.zeros(len(X), int)) if kwargs else y, **kwargs)
+    kwargs = (
+        {"labels": np.zeros(len(X), dtype=int)}
+        if cls in (bl.LinearProbe, bl.MLPProbe)
+        else {}
+    )
+    est.fit(
+        X,
+        T[seen],
+        correctness(X, T[seen], np.zeros(len(X), int)) if kwargs else y,
+        **kwargs,
+    )
     if cap == "ok":
         assert est.decision_function(X[:20], T[unseen]).shape == (20,)
     else:
@@ -187,9 +206,15 @@ def test_supervision_column_in_every_format(data):
         assert "supervision" in frame.columns
         assert isinstance(frame, pd.DataFrame)
         for table in (rows, frame):
-            assert "| Supervision |" in format_table(table).replace("| Method | Supervision |", "| Supervision |")
+            assert "| Supervision |" in format_table(table).replace(
+                "| Method | Supervision |", "| Supervision |"
+            )
             parsed = json.loads(format_table(table, "json"))
-            assert [r["supervision"] for r in parsed][:3] == ["none", "y_correct", "labels"]
+            assert [r["supervision"] for r in parsed][:3] == [
+                "none",
+                "y_correct",
+                "labels",
+            ]
             records = list(csv.DictReader(io.StringIO(format_table(table, "csv"))))
             assert records[2]["supervision"] == "labels"
     if True:  # per-split numbers survive the CSV as JSON text
@@ -273,6 +298,8 @@ def test_unseen_classes_on_the_shared_cifar_data(cifar):
     for split in by["unseen", "MSP"]["per_split"]:
         assert len(split["unseen"]) == 5 and split["n_test"] == 5000
         assert 0.6 < split["auroc"] < 0.95
-    assert by["all", "MSP"]["auroc"] == pytest.approx(by["all", "MSP"]["per_split"][0]["auroc"])
+    assert by["all", "MSP"]["auroc"] == pytest.approx(
+        by["all", "MSP"]["per_split"][0]["auroc"]
+    )
     assert by["unseen", "TrustScore"]["applicable"] is False
     assert by["unseen", "MSP"]["reference"] == "ViLU"

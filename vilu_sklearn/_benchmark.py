@@ -68,9 +68,10 @@ def default_estimators(
         Verbosity of the torch-based estimators.
     labels : bool, default=True
         Classification mode: whether the benchmark will pass the training
-        class labels; then the label-trained probes (:class:`~vilu_sklearn.baselines.LinearProbe`,
-        :class:`~vilu_sklearn.baselines.MLPProbe`) are included, the
-        baselines that match the supervision of a ViLU trained with labels.
+        class labels; then the label-trained probes
+        (:class:`~vilu_sklearn.baselines.LinearProbe`,
+        :class:`~vilu_sklearn.baselines.MLPProbe`) are included, the baselines
+        that match the supervision of a ViLU trained with labels.
 
     Returns
     -------
@@ -766,7 +767,7 @@ def format_table(table: Any, fmt: str = "markdown") -> str:
     if certified:
         header.insert(-2, _certified_title(certified))
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    notes = []
+    notes: list[str] = []
     for row in rows:
         name = str(row["method"])
         if row.get("note"):

@@ -37,10 +37,12 @@ __all__ = [
 SUPERVISION_LEVELS: tuple[str, ...] = ("none", "y_correct", "labels")
 
 _NA_UNSEEN = (
-    "not applicable: needs statistics of each candidate class (fitted on the seen classes' "
-    "prompts only), so it cannot score classes unseen in training"
+    "not applicable: needs statistics of each candidate class (fitted on the "
+    "seen classes' prompts only), so it cannot score classes unseen in training"
 )
-_NA_LABELS = "not applicable: needs the training class labels, which this run does not give"
+_NA_LABELS = (
+    "not applicable: needs the training class labels, which this run does not give"
+)
 
 
 def requires_labels(est: Any) -> bool:
@@ -321,9 +323,10 @@ def _add_split_bootstrap(
             for r in live:
                 if r is ref:
                     continue
-                diffs = [a["auroc"] - b["auroc"] for a, b in zip(
-                    ref["per_split"], r["per_split"], strict=True
-                )]
+                diffs = [
+                    a["auroc"] - b["auroc"]
+                    for a, b in zip(ref["per_split"], r["per_split"], strict=True)
+                ]
                 r["reference"] = ref["method"]
                 r["ref_auroc_diff"] = float(np.mean(diffs))
                 r["ref_auroc_diff_worst_split"] = float(np.min(diffs))

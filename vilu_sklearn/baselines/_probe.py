@@ -223,9 +223,7 @@ class LinearProbe(_LabelProbe):
         "C": [Interval(numbers.Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "Cs": [tuple, list],
         "max_iter": [NumberInterval(numbers.Integral, 1, None, closed="left")],
-        "validation_fraction": [
-            NumberInterval(numbers.Real, 0, 1, closed="neither")
-        ],
+        "validation_fraction": [NumberInterval(numbers.Real, 0, 1, closed="neither")],
         "random_state": ["random_state"],
     }
 
@@ -290,7 +288,10 @@ class LinearProbe(_LabelProbe):
             model.fit(Z, inputs.labels, sample_weight=inputs.sample_weight)
         self.n_iter_ = int(np.max(model.n_iter_))
         if len(present) == 2:  # binary: one row of coefficients
-            coef[present[1]], intercept[present[1]] = model.coef_[0], model.intercept_[0]
+            coef[present[1]], intercept[present[1]] = (
+                model.coef_[0],
+                model.intercept_[0],
+            )
             coef[present[0]], intercept[present[0]] = 0.0, 0.0
         else:
             coef[present], intercept[present] = model.coef_, model.intercept_
@@ -312,6 +313,7 @@ class LinearProbe(_LabelProbe):
         if split is not None:
             fit, val = split
             texts = inputs.X_txt
+            assert val.y is not None
 
             def scores(c: float) -> np.ndarray:
                 self.coef_, self.intercept_ = self._fit_model(fit, c, K)
@@ -413,11 +415,12 @@ class MLPProbe(_LabelProbe):
         "batch_size": [NumberInterval(numbers.Integral, 1, None, closed="left")],
         "lr": [NumberInterval(numbers.Real, 0, None, closed="neither")],
         "weight_decay": [NumberInterval(numbers.Real, 0, None, closed="left")],
-        "validation_fraction": [
-            NumberInterval(numbers.Real, 0, 1, closed="neither")
-        ],
+        "validation_fraction": [NumberInterval(numbers.Real, 0, 1, closed="neither")],
         "device": [str],
-        "random_state": [NumberInterval(numbers.Integral, 0, None, closed="left"), None],
+        "random_state": [
+            NumberInterval(numbers.Integral, 0, None, closed="left"),
+            None,
+        ],
         "verbose": ["verbose"],
     }
 
@@ -473,7 +476,9 @@ class MLPProbe(_LabelProbe):
         return (
             torch.as_tensor(X, dtype=torch.float32),
             torch.as_tensor(inputs.labels, dtype=torch.int64),
-            torch.ones(len(X)) if sw is None else torch.as_tensor(sw, dtype=torch.float32),
+            torch.ones(len(X))
+            if sw is None
+            else torch.as_tensor(sw, dtype=torch.float32),
         )
 
     def _fit_scorer(self, inputs: FitInputs) -> None:
@@ -494,7 +499,9 @@ class MLPProbe(_LabelProbe):
                 torch.nn.Linear(int(self.hidden_size), len(inputs.X_txt)),
             ).to(device)
         opt = torch.optim.AdamW(
-            module.parameters(), lr=float(self.lr), weight_decay=float(self.weight_decay)
+            module.parameters(),
+            lr=float(self.lr),
+            weight_decay=float(self.weight_decay),
         )
         self.module_ = module
         self._train(opt, (X, labels, sw), gen, device, val, inputs.X_txt)
@@ -546,19 +553,24 @@ class MLPProbe(_LabelProbe):
             self._epoch(opt, data, gen, device)
             auroc = float(
                 roc_auc_score(
-                    val.y, self._scores(val.X_img, texts), sample_weight=val.sample_weight
+                    val.y,
+                    self._scores(val.X_img, texts),
+                    sample_weight=val.sample_weight,
                 )
             )
             aurocs.append(auroc)
             if self.verbose:
                 print(f"MLPProbe epoch {epoch}: validation AUROC {auroc:.4f}")
             if best_state is None or auroc > max(aurocs[:-1]):
-                best_state = {k: v.clone() for k, v in self.module_.state_dict().items()}
+                best_state = {
+                    k: v.clone() for k, v in self.module_.state_dict().items()
+                }
                 self.best_epoch_, waited = epoch, 0
             else:
                 waited += 1
                 if waited >= int(self.patience):
                     break
+        assert best_state is not None
         self.module_.load_state_dict(best_state)
         self.validation_aurocs_ = np.asarray(aurocs)
 
