@@ -115,7 +115,7 @@ def class_splits(
     --------
     >>> from vilu_sklearn._protocols import class_splits
     >>> [(s.tolist(), u.tolist()) for s, u in class_splits(4, 0.5, 2, 0)]
-    [([0, 3], [1, 2]), ([0, 1], [2, 3])]
+    [([1, 3], [0, 2]), ([1, 2], [0, 3])]
     """
     n_unseen = int(round(unseen_fraction * n_classes))
     if n_unseen < 2 or n_classes - n_unseen < 2:
