@@ -231,6 +231,13 @@ def test_label_probes_without_labels_get_a_not_applicable_row(data):
     assert rows[1]["applicable"] is False and "class labels" in rows[1]["note"]
     md = format_table(rows)
     assert "| MLPProbe* | labels | n/a |" in md and "MLPProbe*: not applicable" in md
+    assert rows[1]["_arrays"] == {}
+    pytest.importorskip("pandas")
+    frame = benchmark(
+        {"MSP": bl.MSP(), "MLPProbe": bl.MLPProbe()},
+        X_tr, T, y_tr, X_te, y_te, fit_labels=False, n_resamples=0,
+    )  # fmt: skip
+    assert list(frame.attrs["arrays"]) == ["MSP"]  # the plots' arrays
 
 
 def test_paired_comparison_respects_supervision(data):
@@ -278,6 +285,8 @@ def test_cli_unseen_classes(tmp_path, data, capsys):
     assert main(argv[:7] + ["--class-splits", "0"]) == 2
     assert "--class-splits must be >= 1" in capsys.readouterr().err
     assert main(argv + ["--mode", "caption"]) == 2
+    assert main(argv + ["--plots", str(tmp_path / "plots")]) == 2
+    assert "leave out --plots" in capsys.readouterr().err
 
 
 @pytest.mark.slow

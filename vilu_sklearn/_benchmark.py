@@ -669,6 +669,7 @@ def _as_table(rows: list[dict[str, Any]], as_frame: bool) -> Any:
     frame.attrs["arrays"] = {
         row["method"]: {k: v for k, v in row.items() if isinstance(v, np.ndarray)}
         for row in rows
+        if "confidence" in row  # a method that did not run has no arrays
     }
     return frame
 

@@ -207,7 +207,8 @@ def _plots(table: list[dict[str, Any]], directory: Path) -> list[Path]:
             "--plots needs matplotlib: pip install 'vilu-sklearn[plot]'"
         ) from None
     directory.mkdir(parents=True, exist_ok=True)
-    arrays = {row["method"]: row["_arrays"] for row in table}
+    # rows of methods that did not run (not applicable) have no arrays
+    arrays = {row["method"]: row["_arrays"] for row in table if row.get("_arrays")}
     written = []
     for display, fname in (
         (FailureRocDisplay, "roc.png"),
@@ -434,6 +435,11 @@ def _check_args(args: argparse.Namespace) -> None:
             f"--device {args.device!r} is not a device: use auto, cpu, cuda, "
             "cuda:1, mps ..."
         ) from None
+    if args.unseen_classes is not None and args.plots:
+        raise UsageError(
+            "--plots draws one split's curves; with --unseen-classes there are "
+            "several class splits: leave out --plots."
+        )
     if args.unseen_classes is not None and args.mode != "classification":
         raise UsageError(
             "--unseen-classes splits the classes: it needs --mode classification."
