@@ -211,7 +211,7 @@ class LinearProbe(_LabelProbe):
     --------
     >>> from vilu_sklearn.baselines import LinearProbe
     >>> from vilu_sklearn.datasets import make_vlm_embeddings
-    >>> d = make_vlm_embeddings(400, 4, 16, accuracy=0.7, random_state=0)
+    >>> d = make_vlm_embeddings(400, 4, 24, accuracy=0.7, random_state=0)
     >>> probe = LinearProbe(logit_scale=d.logit_scale).fit(
     ...     d.X_img, d.X_txt, d.y_correct, labels=d.labels)
     >>> probe.decision_function(d.X_img[:3]).shape
@@ -406,7 +406,7 @@ class MLPProbe(_LabelProbe):
     --------
     >>> from vilu_sklearn.baselines import MLPProbe
     >>> from vilu_sklearn.datasets import make_vlm_embeddings
-    >>> d = make_vlm_embeddings(400, 4, 16, accuracy=0.7, random_state=0)
+    >>> d = make_vlm_embeddings(400, 4, 24, accuracy=0.7, random_state=0)
     >>> probe = MLPProbe(hidden_size=32, max_epochs=5, logit_scale=d.logit_scale)
     >>> probe = probe.fit(d.X_img, d.X_txt, d.y_correct, labels=d.labels)
     >>> probe.decision_function(d.X_img[:3]).shape
