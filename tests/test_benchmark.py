@@ -146,7 +146,7 @@ def test_format_table_outputs(small):
         {"MSP": MSP()}, X_tr, T, y_tr, X_te, y_te, n_resamples=20, as_frame=False
     )
     md = format_table(rows)
-    assert md.splitlines()[0].startswith("| Method | AUROC ↑ | FPR95 ↓")
+    assert md.splitlines()[0].startswith("| Method | Supervision | AUROC ↑ | FPR95 ↓")
     assert f"{100 * rows[0]['auroc']:.1f} [" in md
     parsed = json.loads(format_table(rows, "json"))
     assert parsed[0]["auroc"] == pytest.approx(rows[0]["auroc"])
@@ -169,11 +169,19 @@ def test_default_estimators_cover_vilu_and_every_baseline():
 
     estimators = default_estimators()
     # one name per method: the row (and --methods value) is the class name
+    vilu = ("ViLU", "ViLU (paper)")
     for name, est in estimators.items():
-        expected = "ViLUClassifier" if name == "ViLU" else name
+        expected = "ViLUClassifier" if name in vilu else name
         assert type(est).__name__ == expected
     classes = {getattr(bl, n) for n in bl.__all__ if isinstance(getattr(bl, n), type)}
-    assert classes == {type(e) for n, e in estimators.items() if n != "ViLU"}
+    assert classes == {type(e) for n, e in estimators.items() if n not in vilu}
+    from vilu_sklearn import REFERENCE_PARAMS
+
+    paper = estimators["ViLU (paper)"].get_params()
+    assert all(paper[k] == v for k, v in REFERENCE_PARAMS.items())
+    # the label-trained probes only when labels are passed
+    no_labels = default_estimators(labels=False)
+    assert set(estimators) - set(no_labels) == {"LinearProbe", "MLPProbe"}
     assert len(classes) >= 13
     for name, est in default_estimators(logit_scale=42.0).items():
         if name != "MCM":  # MCM's temperature replaces the logit scale
@@ -315,6 +323,8 @@ def test_cli_on_shared_cifar_data(cifar_npz_path, cifar, tmp_path):
     assert code == 0
     text = out.read_text()
     for name in ("ViLU", "LVU", "MSP", "MCM", "Doctor", "RelU", "TrustScore", "ICPE"):
+        assert re.search(rf"\| {name}\** \|", text), name  # * marks a note
+    for name in ("ViLU (paper)", "LinearProbe", "MLPProbe"):
         assert f"| {name} |" in text
     from vilu_sklearn import correctness
 
@@ -352,7 +362,7 @@ def test_benchmark_certified_coverage_and_paired_comparison(small):
     assert ref["paired_fpr_at_tpr_diff_ci_low"] <= ref["paired_fpr_at_tpr_diff"]
     text = format_table(rows)
     assert "Cov@30%✓ (δ=0.2) ↑" in text
-    assert f"Entropy − {best['method']} (best other method by AUROC)" in text
+    assert f"Entropy (none) − {best['method']} (none; the best by AUROC" in text
     # the reference row is last: CSV still has its extra columns
     header = format_table(rows, "csv").splitlines()[0].split(",")
     assert "paired_auroc_diff_ci_high" in header
@@ -411,7 +421,7 @@ def test_benchmark_passes_class_labels_to_estimators_that_take_them(small, fit_l
 
 @pytest.mark.parametrize(
     ("flags", "said"),
-    [([], "ViLU was also given the training class labels"),
+    [([], "ViLU (its posterior head) and the label-trained probes were also given"),
      (["--no-labels"], "ViLU was trained on y_correct only (--no-labels)")],
 )  # fmt: skip
 def test_cli_says_whether_vilu_got_the_class_labels(

@@ -113,7 +113,10 @@ def _tensor_of(path, weight):
 @pytest.mark.parametrize("cls", _package_estimator_classes(), ids=lambda c: c.__name__)
 def test_every_estimator_round_trips(cls, data, tmp_path):
     X_img, X_txt, y = data
-    est = _make(cls).fit(X_img, X_txt, y)
+    # the label-trained probes also need the class labels
+    labels = make_toy(n=120, K=4, d=8, scale=1.0)[2]
+    kwargs = {"labels": labels} if getattr(cls, "_requires_labels", False) else {}
+    est = _make(cls).fit(X_img, X_txt, y, **kwargs)
     again, _ = _roundtrip(est, tmp_path)
     assert type(again) is cls
     assert again.get_params().keys() == est.get_params().keys()

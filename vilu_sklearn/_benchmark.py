@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import inspect
 import io
 import json
 import numbers
@@ -16,6 +15,14 @@ import numpy as np
 from sklearn.base import clone
 
 from ._base import check_candidate_texts
+from ._protocols import (
+    _NA_LABELS,
+    SUPERVISION_LEVELS,
+    accepts_labels,
+    requires_labels,
+    supervision,
+    unseen_classes_benchmark,
+)
 from ._validation import check_embeddings, check_y_correct
 from ._zero_shot import caption_correctness, correctness
 
@@ -39,6 +46,7 @@ def default_estimators(
     caption_group_size: int = 1024,
     max_epochs: int | None = None,
     verbose: int = 0,
+    labels: bool = True,
 ) -> dict[str, Any]:
     """ViLU and every baseline of the package, ready for :func:`benchmark`.
 
@@ -59,22 +67,32 @@ def default_estimators(
         defaults).
     verbose : int, default=0
         Verbosity of the torch-based estimators.
+    labels : bool, default=True
+        Classification mode: whether the benchmark will pass the training
+        class labels; then the label-trained probes
+        (:class:`~vilu_sklearn.baselines.LinearProbe`,
+        :class:`~vilu_sklearn.baselines.MLPProbe`) are included, the baselines
+        that match the supervision of a ViLU trained with labels.
 
     Returns
     -------
     estimators : dict of str to estimator
         Unfitted estimators by name: the class name of each baseline
-        (``"ViLU"`` for :class:`~vilu_sklearn.ViLUClassifier`), which is also
+        (``"ViLU"`` for the default :class:`~vilu_sklearn.ViLUClassifier`,
+        ``"ViLU (paper)"`` for ``ViLUClassifier(**REFERENCE_PARAMS)``, the
+        paper's head and recipe, trained on ``y_correct`` only), which is also
         its row in the table and its ``--methods`` value.
 
     Examples
     --------
     >>> from vilu_sklearn import default_estimators
     >>> list(default_estimators())[:4]
-    ['ViLU', 'LVU', 'MSP', 'MCM']
+    ['ViLU', 'ViLU (paper)', 'LVU', 'MSP']
+    >>> list(default_estimators())[-2:], "MLPProbe" in default_estimators(labels=False)
+    (['LinearProbe', 'MLPProbe'], False)
     """
     from . import baselines as bl
-    from ._vilu import ViLUClassifier
+    from ._vilu import REFERENCE_PARAMS, ViLUClassifier
 
     torch_kw: dict[str, Any] = dict(
         logit_scale=logit_scale,
@@ -100,8 +118,16 @@ def default_estimators(
             "Margin": bl.Margin(**shared, **cap),
             "KNN": bl.KNN(**shared, **cap),
         }
+    paper = {**REFERENCE_PARAMS, **torch_kw}
+    probes: dict[str, Any] = {}
+    if labels:
+        probes = {
+            "LinearProbe": bl.LinearProbe(**shared),
+            "MLPProbe": bl.MLPProbe(**torch_kw),
+        }
     return {
         "ViLU": ViLUClassifier(**torch_kw),
+        "ViLU (paper)": ViLUClassifier(**paper),
         "LVU": bl.LVU(**torch_kw),
         "MSP": bl.MSP(**shared),
         "MCM": bl.MCM(),
@@ -118,6 +144,7 @@ def default_estimators(
         "RelativeMahalanobis": bl.RelativeMahalanobis(**shared),
         "TrustVLM": bl.TrustVLM(**shared),
         "ICPE": bl.ICPE(**shared),
+        **probes,
     }
 
 
@@ -158,6 +185,9 @@ def benchmark(
     delta: float = 0.1,
     reference: str | None = "auto",
     fit_labels: bool = True,
+    protocol: str = "fixed",
+    unseen_fraction: float = 0.5,
+    n_class_splits: int = 5,
 ) -> Any:
     """Fit failure predictors on one split and compare them on another.
 
@@ -217,14 +247,32 @@ def benchmark(
     delta : float, default=0.1
         Failure probability of that certificate.
     reference : str or None, default="auto"
-        The method compared with the best other method (by AUROC) with a
-        paired bootstrap (the same resamples for both): one of the names of
-        ``estimators``; ``"auto"`` is ``"ViLU"`` when it is among them, else
-        no comparison; None skips it.
+        The method compared, with a paired bootstrap (the same resamples for
+        both), with the best other method (by AUROC) among those trained with
+        the same or less supervision, and with the best label-trained probe
+        when probes ran: one of the names of ``estimators``; ``"auto"`` is
+        ``"ViLU"`` when it is among them, else no comparison; None skips it.
     fit_labels : bool, default=True
         Classification mode with ``y_kind="labels"``: give the training class
-        labels to the estimators whose ``fit`` takes ``labels`` (ViLU, whose
-        posterior head learns from them); the others get ``y_correct`` only.
+        labels to the estimators whose ``fit`` takes ``labels`` (ViLU with a
+        posterior head, which learns from them, and the label-trained probes);
+        the others get ``y_correct`` only. Estimators that need the labels
+        (the probes) get a row marked not applicable when no labels are given.
+    protocol : {"fixed", "unseen-classes"}, default="fixed"
+        ``"fixed"``: train and test on the same classes. ``"unseen-classes"``
+        (classification mode, ``y_kind="labels"``): the classes are split by
+        a seeded permutation into seen and unseen ones (``n_class_splits``
+        splits, ``unseen_fraction`` of the classes unseen); each method is
+        fitted on the training images of the seen classes with the seen
+        prompts as its candidates (``y_correct`` against them), then tested
+        on the test images of the unseen classes against the unseen prompts
+        (variant ``"unseen"``) and on all test images against all prompts
+        (variant ``"all"``, generalised). Metrics are means over the splits;
+        see docs/benchmark.md.
+    unseen_fraction : float in (0, 1), default=0.5
+        Share of the classes unseen in training (``protocol="unseen-classes"``).
+    n_class_splits : int, default=5
+        Number of class splits (``protocol="unseen-classes"``).
 
     Returns
     -------
@@ -235,11 +283,24 @@ def benchmark(
         ``predict_time`` in seconds. The test labels and confidences are kept
         for plots: in ``frame.attrs["arrays"]`` (by method), or in each row's
         ``"_arrays"``.
-        Each row also holds ``certified_coverage`` (with ``certified_threshold``,
+        Each row also holds ``supervision`` (``"none"``, ``"y_correct"`` or
+        ``"labels"``: the training labels the method used), ``applicable``
+        (False, with a ``note``, for a method that could not run under this
+        protocol or without labels; its metrics are absent), an optional
+        ``note``, and ``certified_coverage`` (with ``certified_threshold``,
         ``certified_target_risk``, ``certified_delta``); the row of
-        ``reference`` holds ``paired_vs`` (the best other method by AUROC) and
-        ``paired_auroc_diff`` and ``paired_fpr_at_tpr_diff`` (reference minus
-        best, with ``_ci_low``/``_ci_high`` when ``n_resamples > 0``).
+        ``reference`` holds ``paired_vs`` (the best other method by AUROC
+        with the same or less supervision) and ``paired_auroc_diff`` and
+        ``paired_fpr_at_tpr_diff`` (reference minus that method, with
+        ``_ci_low``/``_ci_high`` when ``n_resamples > 0``), and the same
+        ``paired_probe_*`` keys against the best label-trained probe.
+        Under ``protocol="unseen-classes"`` there is one row per variant and
+        method, with the means over the splits, ``per_split`` (each split's
+        classes and metrics), ``auroc_ci_low``/``auroc_ci_high`` and
+        ``ref_auroc_diff`` (reference minus this method, mean over splits,
+        with ``_ci_low``/``_ci_high`` and ``_worst_split``), from a paired
+        bootstrap of the test rows within each split (the class splits
+        fixed); no certified coverage.
 
     Examples
     --------
@@ -254,8 +315,6 @@ def benchmark(
     >>> [row["method"] for row in rows]
     ['MSP', 'Doctor']
     """
-    from .metrics import failure_report
-
     emit = _emitter(progress)
     reference = _check_benchmark_args(
         estimators,
@@ -274,7 +333,10 @@ def benchmark(
         raise ValueError(f"mode must be 'classification' or 'caption'; got {mode!r}.")
     if y_kind not in ("labels", "correct"):
         raise ValueError(f"y_kind must be 'labels' or 'correct'; got {y_kind!r}.")
-
+    if protocol not in ("fixed", "unseen-classes"):
+        raise ValueError(
+            f"protocol must be 'fixed' or 'unseen-classes'; got {protocol!r}."
+        )
     fit_args, predict_args, y_test_correct = _benchmark_inputs(
         X_img_train,
         X_txt,
@@ -287,42 +349,45 @@ def benchmark(
         caption_group_size=caption_group_size,
         normalize=normalize,
     )
-    rows: list[dict[str, Any]] = []
+    report_kw = dict(
+        n_resamples=n_resamples,
+        confidence_level=confidence_level,
+        random_state=random_state,
+    )
+    if protocol == "unseen-classes":
+        rows = _unseen_rows(
+            estimators, fit_args, predict_args, y_train, y_test, y_test_correct,
+            y_kind=y_kind, mode=mode, unseen_fraction=unseen_fraction,
+            n_class_splits=n_class_splits, normalize=normalize,
+            fit_labels=fit_labels, reference=reference, emit=emit, **report_kw,
+        )  # fmt: skip
+        return _as_table(rows, as_frame)
+    rows = []
     names = list(estimators)
+    labels_given = _labels_usable(fit_labels, y_kind, mode)
     for i, name in enumerate(names, 1):
         est = clone(estimators[name])
+        if requires_labels(est) and not labels_given:
+            rows.append(_na_row(name, est, _NA_LABELS))
+            if emit:
+                emit(f"[{i}/{len(names)}] {name}: not applicable (needs labels)")
+            continue
         if emit:
             emit(f"[{i}/{len(names)}] {name}: fitting ...")
-        start = time.perf_counter()
-        est.fit(*fit_args, **_label_kwargs(est, y_train, fit_labels, y_kind, mode))
-        fit_time = time.perf_counter() - start
-        if getattr(est, "interrupted_", False):
-            # Ctrl-C during training: a truncated model is no row of the table
-            raise KeyboardInterrupt(f"{name}: training was interrupted")
-        start = time.perf_counter()
-        confidence = np.asarray(est.decision_function(*predict_args), dtype=float)
-        predict_time = time.perf_counter() - start
-        report = failure_report(
-            y_test_correct,
-            confidence,
-            n_resamples=n_resamples,
-            confidence_level=confidence_level,
-            random_state=random_state,
-        )
-        row: dict[str, Any] = {"method": name}
-        row.update(report)
-        row.update(_certified(y_test_correct, confidence, target_risk, delta))
-        row["fit_time"] = fit_time
-        row["predict_time"] = predict_time
-        row["confidence"] = confidence  # dropped from the table, kept for plots
+        label_kw = _label_kwargs(est, y_train, fit_labels, y_kind, mode)
+        row = _fixed_row(
+            name, est, label_kw, fit_args, predict_args, y_test_correct,
+            report_kw, target_risk, delta,
+        )  # fmt: skip
         rows.append(row)
         if emit:
             emit(
-                f"[{i}/{len(names)}] {name}: AUROC {100 * report['auroc']:.1f}, "
-                f"fit {fit_time:.1f} s, predict {predict_time:.2f} s"
+                f"[{i}/{len(names)}] {name}: AUROC {100 * row['auroc']:.1f}, "
+                f"fit {row['fit_time']:.1f} s, predict {row['predict_time']:.2f} s"
             )
     for row in rows:
-        row["y_correct"] = y_test_correct
+        if row["applicable"]:
+            row["y_correct"] = y_test_correct
     _add_paired(rows, reference, n_resamples, confidence_level, random_state)
     return _as_table(rows, as_frame)
 
@@ -377,14 +442,125 @@ def _check_benchmark_args(
     return reference if reference is None else str(reference)
 
 
+def _fixed_row(
+    name: str,
+    est: Any,
+    label_kw: dict[str, Any],
+    fit_args: tuple[Any, ...],
+    predict_args: tuple[Any, ...],
+    y_test_correct: np.ndarray,
+    report_kw: dict[str, Any],
+    target_risk: float,
+    delta: float,
+) -> dict[str, Any]:
+    """Fit one estimator, score the test split: its row of the table."""
+    from .metrics import failure_report
+
+    start = time.perf_counter()
+    est.fit(*fit_args, **label_kw)
+    fit_time = time.perf_counter() - start
+    if getattr(est, "interrupted_", False):
+        # Ctrl-C during training: a truncated model is no row of the table
+        raise KeyboardInterrupt(f"{name}: training was interrupted")
+    start = time.perf_counter()
+    confidence = np.asarray(est.decision_function(*predict_args), dtype=float)
+    predict_time = time.perf_counter() - start
+    report = failure_report(y_test_correct, confidence, **report_kw)
+    row: dict[str, Any] = {
+        "method": name,
+        "supervision": supervision(est, bool(label_kw)),
+        "applicable": True,
+        "probe": requires_labels(est),
+    }
+    note = _fitted_note(est)
+    if note:
+        row["note"] = note
+    row.update(report)
+    row.update(_certified(y_test_correct, confidence, target_risk, delta))
+    row["fit_time"] = fit_time
+    row["predict_time"] = predict_time
+    row["confidence"] = confidence  # dropped from the table, kept for plots
+    return row
+
+
+def _labels_usable(fit_labels: bool, y_kind: str, mode: str) -> bool:
+    return bool(fit_labels) and y_kind == "labels" and mode == "classification"
+
+
 def _label_kwargs(
     est: Any, y_train: Any, fit_labels: bool, y_kind: str, mode: str
 ) -> dict[str, Any]:
-    """``{"labels": y_train}`` for an estimator whose fit takes class labels."""
-    usable = fit_labels and y_kind == "labels" and mode == "classification"
-    if usable and "labels" in inspect.signature(est.fit).parameters:
+    """``{"labels": y_train}`` for an estimator whose fit uses class labels."""
+    if _labels_usable(fit_labels, y_kind, mode) and (
+        requires_labels(est) or accepts_labels(est)
+    ):
         return {"labels": np.asarray(y_train)}
     return {}
+
+
+def _na_row(name: str, est: Any, note: str) -> dict[str, Any]:
+    """The row of a method that could not run: what it needs, no metrics."""
+    return {
+        "method": name,
+        "supervision": supervision(est, requires_labels(est)),
+        "applicable": False,
+        "note": note,
+    }
+
+
+def _fitted_note(est: Any) -> str | None:
+    """What the table should say about a fitted estimator's choice."""
+    if getattr(est, "gini_fallback_", False):
+        return (
+            "validation chose a (temperature, lbd) whose D is the Gini fallback "
+            "1 - I: the ranking of Doctor (alpha)"
+        )
+    return None
+
+
+def _unseen_rows(
+    estimators: Mapping[str, Any],
+    fit_args: tuple[Any, ...],
+    predict_args: tuple[Any, ...],
+    y_train: Any,
+    y_test: Any,
+    y_test_correct: np.ndarray,
+    *,
+    y_kind: str,
+    mode: str,
+    unseen_fraction: float,
+    n_class_splits: int,
+    **kwargs: Any,
+) -> list[dict[str, Any]]:
+    """Check the inputs of the unseen-classes protocol and run it."""
+    from ._zero_shot import check_class_labels
+
+    if mode != "classification" or y_kind != "labels":
+        raise ValueError(
+            "protocol='unseen-classes' needs classification mode and the class "
+            "labels (y_kind='labels'): the classes are what it splits."
+        )
+    if not (isinstance(unseen_fraction, float | int) and 0 < unseen_fraction < 1):
+        raise ValueError(
+            f"unseen_fraction must be a number in (0, 1); got {unseen_fraction!r}."
+        )
+    X_img_train, X_txt = fit_args[0], fit_args[1]
+    K = len(X_txt)
+    data = {
+        "X_img_train": X_img_train,
+        "y_train": check_class_labels(y_train, len(X_img_train), K),
+        "X_img_test": predict_args[0],
+        "y_test": check_class_labels(y_test, len(predict_args[0]), K),
+        "X_txt": X_txt,
+        "y_test_correct": y_test_correct,
+    }
+    return unseen_classes_benchmark(
+        estimators,
+        data,
+        unseen_fraction=float(unseen_fraction),
+        n_splits=int(n_class_splits),
+        **kwargs,
+    )
 
 
 def _benchmark_inputs(
@@ -524,18 +700,46 @@ def _add_paired(
     confidence_level: float,
     random_state: int,
 ) -> None:
-    """Paired bootstrap of AUROC and FPR95: reference minus the best other."""
+    """Paired bootstrap of AUROC and FPR95: reference minus the best other.
+
+    The best other is taken among the methods with the same or less
+    supervision than the reference (``paired_*``), and among the
+    label-trained probes (``paired_probe_*``).
+    """
+    live = [r for r in rows if r["applicable"]]
+    ref = [r for r in live if r["method"] == reference]
+    if not ref:
+        return
+    row = ref[0]
+    level = SUPERVISION_LEVELS.index(row["supervision"])
+    peers = [
+        r
+        for r in live
+        if r is not row and SUPERVISION_LEVELS.index(r["supervision"]) <= level
+    ]
+    probes = [r for r in live if r is not row and r.get("probe")]
+    for prefix, group in (("paired", peers), ("paired_probe", probes)):
+        if group:
+            best = max(group, key=lambda r: r["auroc"])
+            _paired_against(
+                row, best, prefix, n_resamples, confidence_level, random_state
+            )
+
+
+def _paired_against(
+    row: dict[str, Any],
+    best: dict[str, Any],
+    prefix: str,
+    n_resamples: int,
+    confidence_level: float,
+    random_state: int,
+) -> None:
     from .metrics import paired_bootstrap_ci
 
-    ref = [r for r in rows if r["method"] == reference]
-    others = [r for r in rows if r["method"] != reference]
-    if not ref or not others:
-        return
-    best = max(others, key=lambda r: r["auroc"])
-    row = ref[0]
-    row["paired_vs"] = best["method"]
+    row[f"{prefix}_vs"] = best["method"]
+    row[f"{prefix}_vs_supervision"] = best["supervision"]
     for metric in ("auroc", "fpr_at_tpr"):
-        key = f"paired_{metric}_diff"
+        key = f"{prefix}_{metric}_diff"
         row[key] = row[metric] - best[metric]
         if n_resamples > 0:
             res = paired_bootstrap_ci(
@@ -566,23 +770,30 @@ def _as_table(rows: list[dict[str, Any]], as_frame: bool) -> Any:
     frame.attrs["arrays"] = {
         row["method"]: {k: v for k, v in row.items() if isinstance(v, np.ndarray)}
         for row in rows
+        if "confidence" in row  # a method that did not run has no arrays
     }
     return frame
+
+
+def _absent(key: str, value: Any, row: Mapping[str, Any]) -> bool:
+    """A frame's filler for a key that this row does not have (NaN or None)."""
+    missing = value is None or (isinstance(value, float) and value != value)
+    if not missing:
+        return False
+    optional = key.startswith(("paired_", "ref_")) or key in _OPTIONAL_KEYS
+    return optional or row.get("applicable") is False
+
+
+# keys that only some rows have
+_OPTIONAL_KEYS = frozenset({"note", "reference", "per_split", "probe"})
 
 
 def _rows(table: Any) -> list[dict[str, Any]]:
     if isinstance(table, list):
         return [{k: v for k, v in row.items() if k != "_arrays"} for row in table]
     records: list[dict[str, Any]] = table.to_dict(orient="records")
-    # a frame gives every row the reference row's paired_* columns, as NaN
-    return [
-        {
-            k: v
-            for k, v in row.items()
-            if not (k.startswith("paired_") and isinstance(v, float) and v != v)
-        }
-        for row in records
-    ]
+    # a frame gives every row the columns of every other row, as NaN
+    return [{k: v for k, v in row.items() if not _absent(k, v, row)} for row in records]
 
 
 def _cell(row: Mapping[str, Any], key: str) -> str:
@@ -628,45 +839,70 @@ def format_table(table: Any, fmt: str = "markdown") -> str:
     """
     rows = _rows(table)
     if fmt == "json":  # strict JSON: inf and NaN become null
-        clean = [
-            {
-                k: None if isinstance(v, float) and not np.isfinite(v) else v
-                for k, v in row.items()
-            }
-            for row in rows
-        ]
-        return json.dumps(clean, indent=2, default=float)
+        return json.dumps(_strict(rows), indent=2, default=float)
     if fmt == "csv":
         buffer = io.StringIO()
         keys = list(dict.fromkeys(k for row in rows for k in row))
         writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(
+            {
+                k: json.dumps(_strict(v)) if isinstance(v, list | dict) else v
+                for k, v in row.items()
+            }
+            for row in rows
+        )
         return buffer.getvalue()
     if fmt != "markdown":
         raise ValueError(f"fmt must be 'markdown', 'csv' or 'json'; got {fmt!r}.")
+    if any(row.get("protocol") == "unseen-classes" for row in rows):
+        from ._protocols import format_unseen_markdown
+
+        return format_unseen_markdown(rows)
+    has_sup = any("supervision" in r for r in rows)
     header = [
         "Method",
+        *(["Supervision"] if has_sup else []),
         *(title for _, title in TABLE_COLUMNS),
         "fit (s)",
         "predict (s)",
     ]
-    certified = bool(rows) and "certified_coverage" in rows[0]
+    certified = next((r for r in rows if "certified_coverage" in r), None)
     if certified:
-        header.insert(-2, _certified_title(rows[0]))
+        header.insert(-2, _certified_title(certified))
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    notes: list[str] = []
     for row in rows:
-        cells = [str(row["method"])]
+        name = str(row["method"])
+        if row.get("note"):
+            notes.append(f"{name}{'*' * (len(notes) + 1)}: {row['note']}.")
+            name += "*" * len(notes)
+        cells = [name, *([str(row.get("supervision", ""))] if has_sup else [])]
         cells += [_cell(row, key) for key, _ in TABLE_COLUMNS]
         if certified:
             cells.append(_cell(row, "certified_coverage"))
-        cells += [
-            f"{row.get('fit_time', 0.0):.1f}",
-            f"{row.get('predict_time', 0.0):.2f}",
-        ]
+        cells += [_seconds(row, "fit_time", 1), _seconds(row, "predict_time", 2)]
         lines.append("| " + " | ".join(cells) + " |")
+    if notes:
+        lines += ["", *notes]
     lines += _paired_lines(rows)
     return "\n".join(lines)
+
+
+def _seconds(row: Mapping[str, Any], key: str, digits: int) -> str:
+    value = row.get(key)
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _strict(value: Any) -> Any:
+    """JSON-safe copy: non-finite floats become None, at any depth."""
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    if isinstance(value, float | np.floating) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _certified_title(row: Mapping[str, Any]) -> str:
@@ -688,9 +924,22 @@ def _paired_lines(rows: list[dict[str, Any]]) -> list[str]:
     if not paired:
         return []
     r = paired[0]
-    return [
+    lines = [
         "",
-        f"{r['method']} − {r['paired_vs']} (best other method by AUROC), paired "
-        f"bootstrap on the same resamples: ΔAUROC {_diff(r, 'paired_auroc_diff')}, "
+        f"{r['method']} ({r['supervision']}) − {r['paired_vs']} "
+        f"({r['paired_vs_supervision']}; the best by AUROC of the methods with "
+        "the same or less supervision), paired bootstrap on the same resamples: "
+        f"ΔAUROC {_diff(r, 'paired_auroc_diff')}, "
         f"ΔFPR95 {_diff(r, 'paired_fpr_at_tpr_diff')}",
     ]
+    if isinstance(r.get("paired_probe_vs"), str) and (
+        r["paired_probe_vs"] != r["paired_vs"]
+    ):
+        lines += [
+            "",
+            f"{r['method']} − {r['paired_probe_vs']} (the best label-trained "
+            "probe by AUROC), paired bootstrap: "
+            f"ΔAUROC {_diff(r, 'paired_probe_auroc_diff')}, "
+            f"ΔFPR95 {_diff(r, 'paired_probe_fpr_at_tpr_diff')}",
+        ]
+    return lines

@@ -85,11 +85,14 @@ def _labels_note(
         return ""
     who = " and ".join(takers) + (" was" if len(takers) == 1 else " were")
     if args.no_labels:
-        return f" {who} trained on y_correct only (--no-labels)."
+        return (
+            f" {who} trained on y_correct only (--no-labels); the Supervision "
+            "column says what each method used."
+        )
     return (
-        f" {who} also given the training class labels (the posterior head "
-        "learns from them; --no-labels turns this off); the other methods use "
-        "y_correct only."
+        f" {who} also given the training class labels (--no-labels turns this "
+        "off); the Supervision column says what each method used: none, "
+        "y_correct, or labels (+ y_correct)."
     )
 
 
@@ -218,7 +221,8 @@ def _plots(table: list[dict[str, Any]], directory: Path) -> list[Path]:
             "--plots needs matplotlib: pip install 'vilu-sklearn[plot]'"
         ) from None
     directory.mkdir(parents=True, exist_ok=True)
-    arrays = {row["method"]: row["_arrays"] for row in table}
+    # rows of methods that did not run (not applicable) have no arrays
+    arrays = {row["method"]: row["_arrays"] for row in table if row.get("_arrays")}
     written = []
     for display, fname in (
         (FailureRocDisplay, "roc.png"),
@@ -253,7 +257,7 @@ def _plots(table: list[dict[str, Any]], directory: Path) -> list[Path]:
 
 
 def _benchmark_command(args: argparse.Namespace) -> int:
-    from ._benchmark import benchmark, default_estimators, format_table
+    from ._benchmark import benchmark, format_table
 
     started = time.perf_counter()
     log = (
@@ -272,17 +276,7 @@ def _benchmark_command(args: argparse.Namespace) -> int:
     if logit_scale is None:
         logit_scale = 100.0 if data["logit_scale"] is None else data["logit_scale"]
     log(f"data: {data['description']}")
-    estimators = default_estimators(
-        logit_scale=logit_scale,
-        random_state=args.seed,
-        device=args.device,
-        mode=args.mode,
-        caption_group_size=args.caption_group_size,
-        max_epochs=args.max_epochs,
-        verbose=0 if args.quiet else 1,
-    )
-    if args.methods:
-        estimators = _select_methods(estimators, args.methods)
+    estimators = _estimators(args, data, logit_scale)
     # training progress (per-epoch lines, bars) goes to stderr: stdout is the table
     with contextlib.redirect_stdout(sys.stderr):
         table = benchmark(
@@ -303,10 +297,16 @@ def _benchmark_command(args: argparse.Namespace) -> int:
             delta=args.delta,
             as_frame=False,
             fit_labels=not args.no_labels,
+            **_protocol_kwargs(args),
         )
     text = format_table(table, args.format)
     if args.format == "markdown":
-        text = _markdown_header(table, data, logit_scale, args, estimators) + text
+        header = (
+            _unseen_header(table, data, logit_scale, args, estimators)
+            if args.unseen_classes is not None
+            else _markdown_header(table, data, logit_scale, args, estimators)
+        )
+        text = header + text
     print(text, flush=True)  # first: a failing --output must not lose the run
     status = 0
     if args.output:
@@ -345,6 +345,68 @@ def _markdown_header(
         "accepted by the threshold that Learn-Then-Test certifies from the "
         f"test split for a selective risk <= {args.target_risk:g} with "
         f"probability >= {1 - args.delta:g} (vilu_sklearn.selective)."
+        f"{_labels_note(args, data, estimators)}\n\n"
+    )
+
+
+def _estimators(
+    args: argparse.Namespace, data: dict[str, Any], logit_scale: float
+) -> dict[str, Any]:
+    """The default estimators (with the probes when labels are passed), selected."""
+    from ._benchmark import default_estimators
+
+    labels = (
+        args.mode == "classification"
+        and data.get("y_kind", "labels") == "labels"
+        and not args.no_labels
+    )
+    estimators = default_estimators(
+        labels=labels,
+        logit_scale=logit_scale,
+        random_state=args.seed,
+        device=args.device,
+        mode=args.mode,
+        caption_group_size=args.caption_group_size,
+        max_epochs=args.max_epochs,
+        verbose=0 if args.quiet else 1,
+    )
+    if args.methods:
+        estimators = _select_methods(estimators, args.methods)
+    return estimators
+
+
+def _protocol_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    if args.unseen_classes is None:
+        return {}
+    return {
+        "protocol": "unseen-classes",
+        "unseen_fraction": args.unseen_classes,
+        "n_class_splits": args.class_splits,
+    }
+
+
+def _unseen_header(
+    table: list,
+    data: dict[str, Any],
+    logit_scale: float,
+    args: argparse.Namespace,
+    estimators: dict[str, Any],
+) -> str:
+    """What the unseen-classes tables show."""
+    return (
+        f"Failure prediction on classes unseen in training: {data['description']}\n"
+        f"{args.class_splits} class splits (seed {args.seed}), "
+        f"{100 * args.unseen_classes:g} % of the classes unseen: every method is "
+        "fitted on the training images of the seen classes with the seen prompts "
+        "as its candidates (y_correct against them), and tested on the test "
+        "images of the unseen classes against the unseen prompts (first table) "
+        "and on all test images against all prompts (second table); "
+        f"logit_scale {logit_scale:g}. Metrics in %, means over the splits; "
+        "AUROC with a 95 % interval and ΔAUROC (reference minus method) with a "
+        "95 % paired interval, both from a bootstrap of the test rows within "
+        f"each split ({args.n_resamples} resamples; the class splits fixed); "
+        "worst split Δ: the smallest per-split difference. Methods that need "
+        "statistics of each training class are not applicable."
         f"{_labels_note(args, data, estimators)}\n\n"
     )
 
@@ -433,10 +495,20 @@ def _check_args(args: argparse.Namespace) -> None:
         ("--n-resamples", args.n_resamples, 0),
         ("--caption-group-size", args.caption_group_size, 1),
         ("--seed", args.seed, 0),
+        ("--class-splits", args.class_splits, 1),
     ):
         if value is not None and value < low:
             raise UsageError(f"{option} must be >= {low}; got {value}.")
     _check_device(args.device)
+    if args.unseen_classes is not None and args.plots:
+        raise UsageError(
+            "--plots draws one split's curves; with --unseen-classes there are "
+            "several class splits: leave out --plots."
+        )
+    if args.unseen_classes is not None and args.mode != "classification":
+        raise UsageError(
+            "--unseen-classes splits the classes: it needs --mode classification."
+        )
     if args.data is not None and not Path(args.data).is_file():
         raise UsageError(f"--data {args.data!r}: no such file.")
     if args.output:
@@ -459,6 +531,23 @@ def _fraction(text: str) -> float:
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text}")
     return value
+
+
+def _add_protocol_arguments(bench: argparse.ArgumentParser) -> None:
+    bench.add_argument(
+        "--unseen-classes",
+        type=_fraction,
+        default=None,
+        metavar="FRACTION",
+        help="new-vocabulary protocol: hold out this share of the classes "
+        "(fit on the others, test on them; docs/benchmark.md)",
+    )
+    bench.add_argument(
+        "--class-splits",
+        type=int,
+        default=5,
+        help="class splits of --unseen-classes (default 5)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -528,6 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--caption-group-size", type=int, default=1024)
     bench.add_argument("--quiet", action="store_true", help="no progress messages")
+    _add_protocol_arguments(bench)
     bench.add_argument(
         "--no-labels",
         action="store_true",

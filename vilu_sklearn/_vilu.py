@@ -1014,6 +1014,13 @@ class ViLUClassifier(BaseFailurePredictor):
                 out[start : start + rows] = module(img, enc).double().cpu().numpy()
         return out
 
+    @property
+    def _unseen_classes(self) -> str:
+        """Capability under the benchmark's unseen-classes protocol."""
+        if self.unseen_candidates == "fallback" and self.mode == "classification":
+            return "fallback:the VLM's softmax at the learned temperature"
+        return "ok"
+
     def _get_persist_state(self) -> dict[str, Any]:
         state = super()._get_persist_state()
         net = state.get("net_")

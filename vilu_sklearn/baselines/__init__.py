@@ -18,16 +18,20 @@ Fitted on correctness labels (classification mode only):
 :class:`Mahalanobis`, :class:`RelativeMahalanobis`, :class:`TrustVLM`,
 :class:`ICPE`, and the learned visual-only head :class:`LVU` (with
 :func:`make_lvu`, ViLU's visual-only head).
+Fitted on the class labels (classification mode only): :class:`LinearProbe`
+and :class:`MLPProbe`, classifiers of the image embedding whose confidence is
+their probability of the VLM's predicted class.
 
 Baselines that need class sets (TrustScore, Mahalanobis, RelativeMahalanobis,
 TrustVLM, ICPE) build them from the training images the VLM classified
-correctly, labelled with their predicted class: only ``y_correct`` is known,
+correctly, labelled with their predicted class: they take ``y_correct`` only,
 not the true class of a wrongly classified image.
 """
 
 from ._feature_space import KNN, Mahalanobis, RelativeMahalanobis
 from ._image_text import ICPE, TrustVLM
 from ._lvu import LVU, make_lvu
+from ._probe import LinearProbe, MLPProbe
 from ._relu import RelU
 from ._temperature import TemperatureScaling
 from ._training_free import MCM, MSP, Doctor, Energy, Entropy, Margin, MaxLogit
@@ -37,6 +41,8 @@ __all__ = [
     "ICPE",
     "KNN",
     "LVU",
+    "LinearProbe",
+    "MLPProbe",
     "MCM",
     "MSP",
     "Doctor",

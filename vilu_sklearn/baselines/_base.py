@@ -163,6 +163,11 @@ class BaseBaseline(BaseFailurePredictor):
 
     # fitted on the candidate set: prediction texts must have the fit's K rows
     _fixed_candidates: ClassVar[bool] = False
+    # what the benchmark reports (vilu_sklearn._protocols): the training labels
+    # the scores use ("none", "y_correct", "labels"), and whether the baseline
+    # can score candidate classes unseen in fit ("ok", "fallback:<what>", "n/a")
+    _supervision: ClassVar[str] = "y_correct"
+    _unseen_classes: ClassVar[str] = "ok"
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "text_embeddings": ["array-like", None],
@@ -178,6 +183,10 @@ class BaseBaseline(BaseFailurePredictor):
     predict_batch_size: int | None
 
     # ----------------------------------------------------------- to override
+    def _supervision_level(self) -> str:
+        """The training labels the scores use (``_supervision`` by default)."""
+        return self._supervision
+
     def _fit_scorer(self, inputs: FitInputs) -> None:
         """Learn what the scorer needs (nothing for training-free baselines)."""
 

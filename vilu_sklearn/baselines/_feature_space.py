@@ -131,6 +131,10 @@ class KNN(BaseBaseline):
         "reference": [StrOptions({"all", "correct"})],
     }
 
+    def _supervision_level(self) -> str:
+        """The benchmark's supervision: y_correct only with reference="correct"."""
+        return "y_correct" if self.reference == "correct" else "none"
+
     def __init__(
         self,
         *,
@@ -260,6 +264,7 @@ class Mahalanobis(BaseBaseline):
 
     _caption_support = False
     _fixed_candidates = True
+    _unseen_classes = "n/a"  # class means of the fit's classes
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **BaseBaseline._parameter_constraints,
         "score_class": [StrOptions({"closest", "predicted"})],

@@ -175,11 +175,12 @@ def validation_split(
     tr, va = np.sort(tr), np.sort(va)
 
     def part(rows: np.ndarray) -> FitInputs:
-        sw = inputs.sample_weight
+        sw, labels = inputs.sample_weight, inputs.labels
         return inputs._replace(
             X_img=inputs.X_img[rows],
             y=y[rows],
             sample_weight=None if sw is None else sw[rows],
+            labels=None if labels is None else labels[rows],
         )
 
     return part(tr), part(va)

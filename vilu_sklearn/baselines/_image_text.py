@@ -85,6 +85,7 @@ class _TunedImageText(BaseBaseline):
 
     _caption_support = False
     _fixed_candidates = True
+    _unseen_classes = "n/a"  # prototypes / Gaussians of the fit's classes
     _tuned: ClassVar[str] = ""
 
     validation_fraction: float
@@ -362,8 +363,9 @@ class ICPE(_TunedImageText):
     """ICPE (Lin et al., 2025): MSP plus a softmax of class-conditional densities.
 
     Training-free intra-class probabilistic embeddings. The (normalised) image
-    embeddings of the training images are projected on their first
-    ``n_components`` principal axes (PCA); one Gaussian (mean and full
+    embeddings of the class-set images (the correctly predicted training
+    images, see below) are projected on their first ``n_components`` principal
+    axes (PCA, fitted on those images only); one Gaussian (mean and full
     covariance, plus ``reg_covar`` on the diagonal) is fitted per class in that
     space. The confidence of an image ``x`` predicted as class ``c`` is::
 

@@ -133,6 +133,7 @@ class RelU(BaseBaseline):
 
     _caption_support = False
     _fixed_candidates = True
+    _unseen_classes = "n/a"  # D is a matrix over the fit's classes
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **BaseBaseline._parameter_constraints,
         "temperature": [

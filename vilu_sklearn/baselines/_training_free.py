@@ -57,6 +57,8 @@ _SHARED_ATTRIBUTES = """classes_ : ndarray of shape (2,)
 class _TrainingFree(BaseBaseline):
     """Training-free baseline: ``fit`` only validates and stores the texts."""
 
+    _supervision = "none"
+
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **BaseBaseline._parameter_constraints,
         **CAPTION_CONSTRAINTS,
@@ -230,6 +232,7 @@ class MCM(BaseBaseline):
     array([0.5761, 0.4011])
     """
 
+    _supervision = "none"
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **{
             k: v

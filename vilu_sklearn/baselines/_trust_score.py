@@ -133,6 +133,7 @@ class TrustScore(ThresholdPredictMixin, BaseBaseline):
 
     _caption_support = False
     _fixed_candidates = True
+    _unseen_classes = "n/a"  # class sets of the fit's classes
     _predict_threshold = 1.0
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **BaseBaseline._parameter_constraints,
