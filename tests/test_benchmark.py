@@ -421,7 +421,7 @@ def test_benchmark_passes_class_labels_to_estimators_that_take_them(small, fit_l
 
 @pytest.mark.parametrize(
     ("flags", "said"),
-    [([], "ViLU (its posterior head) and the label-trained probes were also given"),
+    [([], "ViLU was also given the training class labels"),
      (["--no-labels"], "ViLU was trained on y_correct only (--no-labels)")],
 )  # fmt: skip
 def test_cli_says_whether_vilu_got_the_class_labels(

@@ -20,6 +20,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import FitInputs
 from .._constraints import NumberInterval
+from .._persistence import register_estimator
 from .._zero_shot import check_class_labels
 from ._base import (
     CLASSIFICATION_TEXTS_DOC,
@@ -153,6 +154,7 @@ class _LabelProbe(ThresholdPredictMixin, BaseBaseline):
 
 
 @_doc
+@register_estimator
 class LinearProbe(_LabelProbe):
     """Logistic regression on the class labels, scoring the VLM's predicted class.
 
@@ -334,6 +336,7 @@ class LinearProbe(_LabelProbe):
 
 
 @_doc
+@register_estimator
 class MLPProbe(_LabelProbe):
     """A one-hidden-layer MLP on the class labels, scoring the VLM's predicted class.
 
