@@ -119,10 +119,53 @@ def test_vlm_structure_can_be_switched_off():
     assert abs(data.accuracy - 0.7) <= 0.01 and np.all(data.modes == 0)
 
 
+def test_vlm_superclasses_share_prompt_structure():
+    # classes fall into superclasses whose prompts are nearer each other, and
+    # confusable pairs are drawn mostly inside a superclass
+    data = make_vlm_embeddings(500, 40, 256, random_state=0)
+    groups, T = data.groups, data.X_txt
+    assert groups.shape == (40,) and np.bincount(groups).max() == 5
+    G = T @ T.T
+    same = groups[:, None] == groups[None, :]
+    off = ~np.eye(40, dtype=bool)
+    paired = np.zeros_like(same)
+    paired[tuple(data.confusable_pairs.T)] = True
+    paired |= paired.T
+    inside, across = G[same & off & ~paired].mean(), G[~same].mean()
+    assert inside > across + 0.02
+    pair_groups = groups[data.confusable_pairs]
+    assert np.mean(pair_groups[:, 0] == pair_groups[:, 1]) >= 0.5
+    flat = make_vlm_embeddings(500, 40, 256, group_similarity=0.0, random_state=0)
+    G0, g0 = flat.X_txt @ flat.X_txt.T, flat.groups[:, None] == flat.groups[None, :]
+    assert G0[g0 & off].mean() < G0[~g0].mean() + 0.02
+
+
+def test_vlm_look_coupling_hides_the_true_class_not_the_prediction():
+    # the image-only look follows the class the prompts see: predictions do not
+    # move, but the image no longer reveals the true class of a failure
+    kw = dict(n_samples=4000, n_classes=10, dim=64, accuracy=0.6, random_state=0)
+    free = make_vlm_embeddings(**kw, look_coupling=0.0, visual_separation=0.3)
+    tied = make_vlm_embeddings(**kw, look_coupling=1.0, visual_separation=0.3)
+    assert np.array_equal(free.y_pred, tied.y_pred)
+    assert np.array_equal(free.labels, tied.labels)
+    assert not np.allclose(free.X_img, tied.X_img)
+
+    def probe_fixes(d):
+        # share of the zero-shot failures that a label-trained probe corrects
+        lr = LogisticRegression(max_iter=500).fit(d.X_img[:2000], d.labels[:2000])
+        wrong = d.y_correct[2000:] == 0
+        return np.mean(lr.predict(d.X_img[2000:])[wrong] == d.labels[2000:][wrong])
+
+    assert probe_fixes(tied) < probe_fixes(free) - 0.1
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
         ({"accuracy": 0.05}, "above chance"),
+        ({"group_size": 0}, "group_size"),
+        ({"group_similarity": 1.0}, "group_similarity"),
+        ({"look_coupling": 1.5}, "look_coupling"),
         ({"accuracy": 1.0}, "above chance"),
         ({"n_classes": 1}, "n_classes"),
         ({"dim": 5}, "dim must be at least"),

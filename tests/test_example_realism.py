@@ -73,6 +73,14 @@ def test_cached_aurocs_fits_only_what_is_missing(monkeypatch):
         mod.cached_aurocs({"MSP": MSP(logit_scale=50.0)}, data, "tiny", cache)
 
 
+def test_cache_key_tells_apart_classes_with_the_same_parameters():
+    mod = _load()
+    from vilu_sklearn.baselines import Margin, MaxLogit
+
+    keys = {mod._cache_key(E(logit_scale=100.0), "d") for E in (MSP, MaxLogit, Margin)}
+    assert len(keys) == 3
+
+
 def test_main_on_tiny_data(tmp_path, monkeypatch, capsys):
     mod = _load()
     real = _split(1)
@@ -87,12 +95,49 @@ def test_main_on_tiny_data(tmp_path, monkeypatch, capsys):
     }
     monkeypatch.setattr(mod, "default_estimators", lambda logit_scale, **kw: dict(fast))
     cache = tmp_path / "cache.json"
-    out = mod.main([str(path), "--cache", str(cache)])
+    out = mod.main([str(path), "--cache", str(cache), "--class-splits", "2"])
     assert set(out["default"]) == set(out["real"]) == set(fast)
-    assert len(json.loads(cache.read_text())) == 4
+    # the unseen protocol leaves out the methods that need the seen classes
+    assert set(out["unseen"]["default"]) == set(out["unseen"]["real"])
+    assert set(out["unseen"]["default"]) == {"MSP", "Entropy", "Energy"}
+    assert len(json.loads(cache.read_text())) == 4 + 3
     printed = capsys.readouterr().out
     assert "Spearman rank correlation" in printed and "| TrustScore |" in printed
+    assert "Protocol: unseen classes" in printed and "Minimum AUROC" in printed
     out2 = mod.main(
-        [str(path), "--methods", "MSP,Energy", "--reuse-real", '{"MSP": 0.99}']
-    )
+        [str(path), "--methods", "MSP,Energy", "--reuse-real", '{"MSP": 0.99}',
+         "--protocols", "fixed"]
+    )  # fmt: skip
     assert out2["real"]["MSP"] == 0.99 and set(out2["default"]) == {"MSP", "Energy"}
+    assert set(out2) == {"default", "real", "fixed"}
+
+
+def test_effect_sizes_lead_and_label_value():
+    mod = _load()
+    table = {
+        "ViLU": 0.84,
+        mod.NO_LABELS: 0.83,
+        "ViLU (paper)": 0.835,
+        "MSP": 0.80,
+        "TemperatureScaling": 0.805,
+        "MLPProbe": 0.836,
+    }
+    eligible = {"MSP", "TemperatureScaling"}  # probes and ViLU variants excluded
+    eff = mod.effect_sizes(table, eligible)
+    assert eff["best_other"] == "TemperatureScaling"
+    assert eff["lead"] == pytest.approx(0.035)
+    assert eff["label_value"] == pytest.approx(0.01)
+    real = dict(table, ViLU=0.82)  # lead 1.5 points, label value -1
+    text = mod.report(table, real, eligible)
+    assert "ratio 2.33" in text and "FAIL" in text
+    same = mod.report(table, table, eligible)
+    assert "ratio 1.00" in same and "Acceptance (fixed): PASS" in same
+
+
+def test_eligible_excludes_vilu_and_label_trained_methods():
+    mod = _load()
+    from vilu_sklearn import default_estimators
+
+    eligible = mod._eligible(default_estimators())
+    assert "TemperatureScaling" in eligible and "MSP" in eligible
+    assert not {"ViLU", "ViLU (paper)", "LinearProbe", "MLPProbe"} & eligible

@@ -185,31 +185,66 @@ class _ImageModel:
         return self.geo["centres"][labels], dev
 
 
-def _anchors(
-    rng: np.random.Generator,
-    n_classes: int,
-    dim: int,
-    n_side: int,
-    rho: float,
-    confusable_fraction: float,
-    pair_similarity: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Class prompts, confusable pairs, the image-only basis, the common text part.
+def _class_groups(rng: np.random.Generator, n_classes: int, size: int) -> np.ndarray:
+    """Superclass of every class: a random partition into groups of ``size``."""
+    groups = np.empty(n_classes, dtype=np.int64)
+    groups[rng.permutation(n_classes)] = np.arange(n_classes) // size
+    return groups
 
-    The image-only directions (modality gap, visual looks) are orthogonal to
-    every text anchor, so that they do not favour any class.
+
+def _with_groups(
+    rng: np.random.Generator, U: np.ndarray, groups: np.ndarray, share: float
+) -> np.ndarray:
+    """Unit rows ``sqrt(share) * G[group] + sqrt(1 - share) * U`` (G random, unit)."""
+    if share == 0.0:
+        return U
+    G = _unit_rows(rng, int(groups.max()) + 1, U.shape[1])
+    return _normalize_(np.sqrt(share) * G[groups] + np.sqrt(1 - share) * U)
+
+
+def _within_group_pairs(
+    rng: np.random.Generator, groups: np.ndarray, n_pairs: int
+) -> np.ndarray:
+    """``n_pairs`` disjoint class pairs drawn from a pairing inside the groups.
+
+    The pairing matches the classes of every group two by two and the odd
+    ones out across groups; ``n_pairs`` of its pairs are drawn at random.
     """
+    order = rng.permutation(groups.shape[0])
+    order = order[np.argsort(groups[order], kind="stable")]  # grouped, random within
+    runs = [order[groups[order] == g] for g in np.unique(groups)]
+    inside = [r[: len(r) // 2 * 2].reshape(-1, 2) for r in runs]
+    left = np.concatenate([r[len(r) // 2 * 2 :] for r in runs]).astype(np.int64)
+    cand = np.concatenate([*inside, left[: len(left) // 2 * 2].reshape(-1, 2)])
+    return cand[rng.permutation(len(cand))[:n_pairs]].astype(np.int64)
+
+
+def _anchors(
+    rng: np.random.Generator, p: Bunch, n_side: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Class prompts, pairs, the image-only basis, the common text part, groups.
+
+    Classes fall into superclasses of ``p.group_size`` whose prompts share a
+    group direction (``p.group_similarity`` of their class-specific part);
+    confusable pairs come from a pairing inside the superclasses (see
+    :func:`_within_group_pairs`). The
+    image-only directions (modality gap, visual looks) are orthogonal to every
+    text anchor, so that they do not favour any class.
+    """
+    n_classes, dim = p.n_classes, p.dim
     side = np.linalg.qr(rng.standard_normal((dim, n_side)))[0].T
     c_txt = _off_side(_unit_rows(rng, 1, dim), side)[0]
     U = _off_side(_unit_rows(rng, n_classes, dim), side)
-    n_pairs = int(round(confusable_fraction * n_classes / 2))
-    pairs = rng.permutation(n_classes)[: 2 * n_pairs].reshape(n_pairs, 2)
-    q = pair_similarity
+    groups = _class_groups(rng, n_classes, p.group_size)
+    U = _off_side(_with_groups(rng, U, groups, p.group_similarity), side)
+    n_pairs = int(round(p.confusable_fraction * n_classes / 2))
+    pairs = _within_group_pairs(rng, groups, n_pairs)
+    q = p.pair_similarity
     U[pairs[:, 1]] = np.sqrt(q) * U[pairs[:, 0]] + np.sqrt(1 - q) * U[pairs[:, 1]]
     _normalize_(U)
-    rho_k = np.clip(rho + 0.03 * rng.standard_normal(n_classes), 0.0, 0.995)
+    rho_k = np.clip(p.rho + 0.03 * rng.standard_normal(n_classes), 0.0, 0.995)
     T = np.sqrt(rho_k)[:, None] * c_txt + np.sqrt(1 - rho_k)[:, None] * U
-    return _normalize_(T), pairs, side, c_txt
+    return _normalize_(T), pairs, side, c_txt, groups
 
 
 def _partner_directions(T: np.ndarray, pairs: np.ndarray, scale: float) -> np.ndarray:
@@ -246,6 +281,7 @@ def _check_shared(p: Bunch) -> None:
             p.visual_separation, "visual_separation", 0.0, 100.0
         ),
         "pair_similarity": 0.0,
+        "group_similarity": 0.0,
         "look_share": 0.6,  # how much a drifting mode looks like its look-alike
     }
 
@@ -283,12 +319,22 @@ def _look_alikes(
 
 
 def _visual_structure(
-    rng: np.random.Generator, T: np.ndarray, pairs: np.ndarray, r: int, cfg: dict
+    rng: np.random.Generator,
+    T: np.ndarray,
+    pairs: np.ndarray,
+    r: int,
+    cfg: dict,
+    groups: np.ndarray | None = None,
 ) -> dict:
-    """Image-only looks (class, mode, background) and text-visible shifts."""
+    """Image-only looks (class, mode, background) and text-visible shifts.
+
+    With ``groups``, classes of a superclass share part of their look.
+    """
     K, n_modes, n_bg = T.shape[0], cfg["n_modes"], cfg["n_backgrounds"]
     sep, q = cfg["visual_separation"], cfg["pair_similarity"]
     look = _unit_rows(rng, K, r)
+    if groups is not None:
+        look = _with_groups(rng, look, groups, cfg["group_similarity"])
     # confusable classes also look alike (cat / dog, automobile / truck)
     look[pairs[:, 1]] = (
         np.sqrt(q) * look[pairs[:, 0]] + np.sqrt(1 - q) * look[pairs[:, 1]]
@@ -313,6 +359,7 @@ def _visual_structure(
         "bg_look": (_unit_rows(rng, n_bg, r) * (0.75 * sep)).astype(np.float32),
         "bg_txt": bg_txt.astype(np.float32),
         "bg_home": home,
+        "groups": np.arange(K) if groups is None else groups,
     }
 
 
@@ -362,6 +409,12 @@ def _check_vlm_params(**params: Any) -> Bunch:
         p.image_specificity, "image_specificity", 0, 1
     )
     p.residual_noise = _check_fraction(p.residual_noise, "residual_noise", 0.0, 1.0)
+    p.group_size = _check_int(p.group_size, "group_size", 1)
+    p.group_similarity = _check_fraction(
+        p.group_similarity, "group_similarity", 0.0, 0.99
+    )
+    p.structure["group_similarity"] = p.group_similarity
+    p.look_coupling = _check_fraction(p.look_coupling, "look_coupling", 0.0, 1.0)
     return p
 
 
@@ -369,16 +422,8 @@ def _class_geometry(
     rng: np.random.Generator, p: Bunch
 ) -> tuple[dict, np.ndarray, np.ndarray]:
     """The latent structure of :class:`_ImageModel`, the pairs, the gap direction."""
-    T, pairs, side, c_txt = _anchors(
-        rng,
-        p.n_classes,
-        p.dim,
-        p.n_nuisance + 1,
-        p.rho,
-        p.confusable_fraction,
-        p.pair_similarity,
-    )
-    geo = _visual_structure(rng, T, pairs, p.n_nuisance, p.structure)
+    T, pairs, side, c_txt, groups = _anchors(rng, p, p.n_nuisance + 1)
+    geo = _visual_structure(rng, T, pairs, p.n_nuisance, p.structure, groups)
     # image class centres keep less of the prompts' common direction than the
     # prompts do: an image is much nearer its own prompt than the others
     centres = T - p.image_specificity * (T @ c_txt)[:, None] * c_txt
@@ -404,6 +449,32 @@ def _modality_gap(block: np.ndarray, own_txt: np.ndarray, cosine: float) -> Any:
     typical_sq = float(np.median(np.sum(block**2, axis=1)))
     own = float(np.median(np.sum(block * own_txt, axis=1)))
     return np.sqrt(max(0.0, (own / cosine) ** 2 - typical_sq))
+
+
+def _couple_looks(
+    X: np.ndarray, labels: np.ndarray, geo: dict, scale: float, logit_scale: float
+) -> None:
+    """Move, in place, an image's class look towards its apparent class's look.
+
+    The apparent class is the one the text-visible features point to: ``X``
+    (unnormalised images) gets ``scale * (sum_k p_k look[k] - look[y]) @ Q``
+    with ``p = softmax(logit_scale * cos(X, T))``, so an image that looks like
+    another class to the prompts looks like it in its image-only features too.
+    The change is orthogonal to every prompt, so predictions do not move.
+    """
+    T, look, Q = geo["T32"], geo["look"], geo["Q"]
+    step = max(1, _PILOT_BUDGET // T.shape[0])
+    for a in range(0, X.shape[0], step):
+        b = min(a + step, X.shape[0])
+        Z = X[a:b] @ T.T
+        Z *= np.float32(logit_scale) / np.linalg.norm(X[a:b], axis=1, keepdims=True)
+        Z -= Z.max(axis=1, keepdims=True)
+        np.exp(Z, out=Z)
+        Z /= Z.sum(axis=1, keepdims=True)
+        shift = Z @ look
+        shift -= look[labels[a:b]]
+        shift *= np.float32(scale)
+        X[a:b] += shift @ Q
 
 
 def _draw_class_images(
@@ -437,10 +508,16 @@ def _draw_class_images(
         sigma=sigma,
     )
 
+    geo = dict(model.geo, T32=T32)
+    coupling = sigma * p.look_coupling
+
     def fill(start: int, stop: int, lat: dict, b: Any = None, nz: Any = None) -> None:
         if b is None:
             b, nz = model.parts(labels[start:stop], lat)
-        out.X_img[start:stop] = _normalize_(b + np.float32(sigma) * nz + gap_vec)
+        X = b + np.float32(sigma) * nz + gap_vec
+        if coupling > 0:
+            _couple_looks(X, labels[start:stop], geo, coupling, p.logit_scale)
+        out.X_img[start:stop] = _normalize_(X)
         out.difficulty[start:stop] = lat["z"]
         out.modes[start:stop] = lat["mode"]
         out.backgrounds[start:stop] = lat["bg"]
@@ -462,8 +539,8 @@ def make_vlm_embeddings(
     text_similarity: float = 0.8,
     confusable_fraction: float = 0.3,
     pair_similarity: float = 0.6,
-    confusion: float = 3.0,
-    class_difficulty: float = 0.15,
+    confusion: float = 2.0,
+    class_difficulty: float = 0.05,
     atypicality: float = 0.2,
     n_nuisance: int = 16,
     image_text_cosine: float = 0.3,
@@ -471,12 +548,15 @@ def make_vlm_embeddings(
     return_X_y: bool = False,
     random_state: Any = None,
     n_modes: int = 4,
-    mode_drift: float = 5.0,
+    mode_drift: float = 1.5,
     n_backgrounds: int = 8,
-    background_strength: float = 1.0,
-    visual_separation: float = 0.15,
+    background_strength: float = 0.75,
+    visual_separation: float = 0.06,
     image_specificity: float = 0.35,
     residual_noise: float = 0.3,
+    group_size: int = 5,
+    group_similarity: float = 0.25,
+    look_coupling: float = 1.0,
 ) -> Any:
     """Synthetic CLIP-like image and class-prompt embeddings for failure prediction.
 
@@ -525,6 +605,21 @@ def make_vlm_embeddings(
       elsewhere (real image embeddings vary along few directions).
     * **Difficulty** (``class_difficulty``, ``atypicality``): per-class noise
       levels and a per-image latent difficulty that raises the noise.
+    * **Superclasses** (``group_size``, ``group_similarity``): classes fall
+      into groups (CIFAR-100's 20 superclasses of 5; animals and vehicles in
+      CIFAR-10) whose prompts and image looks share a group direction, and
+      confusable pairs are drawn mostly inside a group (from a pairing that
+      matches the classes of a group two by two, odd ones out across). The
+      confusion structure is then a property of the text side that carries
+      over to classes unseen in training (on CIFAR-10 the prompt cosine is
+      0.56 inside a superclass and 0.42 across).
+    * **One perception** (``look_coupling``): the image-only class look of an
+      image follows the class its text-visible features point to (weighted by
+      the VLM's softmax) rather than its true class, so an image that looks like
+      a dog to the prompts looks like a dog in its other features too. Real
+      image embeddings hold no separate hidden record of the true class: on
+      CIFAR-10 a linear probe trained on the labels is no more accurate than
+      the zero-shot prompts (71 % vs 73 %).
 
     Parameters
     ----------
@@ -546,11 +641,11 @@ def make_vlm_embeddings(
         How much closer the anchors of a pair are: the class-specific parts of the
         two anchors have this cosine (anchor cosine
         ``text_similarity + (1 - text_similarity) * pair_similarity``).
-    confusion : float, default=3.0
+    confusion : float, default=2.0
         Extra noise of a paired class along the direction of its partner:
         the ratio of its standard deviation to that of the isotropic noise
         (``0`` for none).
-    class_difficulty : float, default=0.15
+    class_difficulty : float, default=0.05
         Standard deviation of the log of the per-class noise multiplier.
     atypicality : float, default=0.2
         Strength of the latent difficulty ``z ~ Exp(1)``: it multiplies the
@@ -574,17 +669,17 @@ def make_vlm_embeddings(
         Seed; the same seed gives identical arrays.
     n_modes : int, default=4
         Visual modes (sub-populations) per class; ``1`` for none.
-    mode_drift : float, default=5.0
+    mode_drift : float, default=1.5
         Largest shift of a mode towards its look-alike class's prompt, in units
         of the per-direction noise standard deviation; each non-prototypical
         mode gets ``mode_drift * Beta(2, 2)``. ``0`` for none.
     n_backgrounds : int, default=8
         Contexts shared across classes.
-    background_strength : float, default=1.0
+    background_strength : float, default=0.75
         Mean pull of a background towards the prompt of the class it is typical
         of (per-direction noise units; the intensity is exponential). ``0`` for
         none.
-    visual_separation : float, default=0.15
+    visual_separation : float, default=0.06
         Norm of the image-only class look relative to the noise (modes and
         backgrounds get 0.75 of it): how well image neighbourhoods reveal the
         class, the mode and the background.
@@ -594,6 +689,16 @@ def make_vlm_embeddings(
     residual_noise : float, default=0.3
         Scale of the noise outside the prompts' span and the image-only
         subspace, in ``[0, 1]`` (used when ``n_classes + n_nuisance + 1 < dim``).
+    group_size : int, default=5
+        Classes per superclass (the last group may be smaller); ``1`` or
+        ``group_similarity=0`` for none.
+    group_similarity : float, default=0.25
+        Share of the class-specific part of a prompt (and of a class look)
+        that comes from its superclass direction, in ``[0, 1)``.
+    look_coupling : float, default=1.0
+        Share of the image-only class look that follows the softmax over the
+        prompts instead of the true class, in ``[0, 1]``. Orthogonal to every
+        prompt: it never changes a prediction.
 
     Returns
     -------
@@ -660,7 +765,8 @@ def make_vlm_embeddings(
         logit_scale=logit_scale, n_modes=n_modes, mode_drift=mode_drift,
         n_backgrounds=n_backgrounds, background_strength=background_strength,
         visual_separation=visual_separation, image_specificity=image_specificity,
-        residual_noise=residual_noise,
+        residual_noise=residual_noise, group_size=group_size,
+        group_similarity=group_similarity, look_coupling=look_coupling,
     )  # fmt: skip
     rng = _generator(random_state)
     geo, pairs, c_img = _class_geometry(rng, p)
@@ -691,6 +797,7 @@ def make_vlm_embeddings(
         modes=images.modes,
         backgrounds=images.backgrounds,
         confusable_pairs=pairs.astype(np.int64),
+        groups=geo["groups"].astype(np.int64),
         noise_scale=images.sigma,
         accuracy=acc,
         description=description,
