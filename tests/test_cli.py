@@ -213,3 +213,22 @@ def test_cuda_device_without_cuda_is_one_line(npz, capsys, monkeypatch):
         )
         out, err = capsys.readouterr()
         _one_line_error(code, err, "CUDA is not available")
+
+
+def test_labels_note_names_only_the_methods_that_learn_from_labels():
+    import argparse
+
+    from vilu_sklearn import REFERENCE_PARAMS, ViLUClassifier
+    from vilu_sklearn import baselines as bl
+    from vilu_sklearn._cli import _labels_note
+
+    args = argparse.Namespace(mode="classification", no_labels=False)
+    est = {
+        "ViLU": ViLUClassifier(),
+        "ViLU (paper)": ViLUClassifier(**REFERENCE_PARAMS),
+        "MSP": bl.MSP(),
+        "LinearProbe": bl.LinearProbe(),
+    }
+    note = _labels_note(args, {"y_kind": "labels"}, est)
+    assert note.startswith(" ViLU and LinearProbe were also given")
+    assert "paper" not in note

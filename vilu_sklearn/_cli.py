@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import inspect
 import math
 import os
 import sys
@@ -71,19 +70,23 @@ def _labels_note(
 ) -> str:
     """Header sentence saying which estimators were trained with class labels.
 
-    Only the estimators run whose ``fit`` takes ``labels`` (ViLU) are named;
-    without one of them there is nothing to say.
+    Only the estimators run that learn from ``labels`` (ViLU with its
+    posterior head, the probes) are named; without one of them there is
+    nothing to say.
     """
+    from ._protocols import accepts_labels, requires_labels
+
     if args.mode != "classification" or data.get("y_kind", "labels") != "labels":
         return ""
     takers = [
         name
         for name, est in estimators.items()
-        if "labels" in inspect.signature(est.fit).parameters
+        if accepts_labels(est) or requires_labels(est)
     ]
     if not takers:
         return ""
-    who = " and ".join(takers) + (" was" if len(takers) == 1 else " were")
+    names = ", ".join(takers[:-1]) + " and " + takers[-1] if takers[1:] else takers[0]
+    who = names + (" was" if len(takers) == 1 else " were")
     if args.no_labels:
         return (
             f" {who} trained on y_correct only (--no-labels); the Supervision "
