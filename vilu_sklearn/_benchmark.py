@@ -18,7 +18,7 @@ from ._base import check_candidate_texts
 from ._protocols import (
     _NA_LABELS,
     SUPERVISION_LEVELS,
-    accepts_labels,
+    learns_from_labels,
     requires_labels,
     supervision,
     unseen_classes_benchmark,
@@ -491,9 +491,7 @@ def _label_kwargs(
     est: Any, y_train: Any, fit_labels: bool, y_kind: str, mode: str
 ) -> dict[str, Any]:
     """``{"labels": y_train}`` for an estimator whose fit uses class labels."""
-    if _labels_usable(fit_labels, y_kind, mode) and (
-        requires_labels(est) or accepts_labels(est)
-    ):
+    if _labels_usable(fit_labels, y_kind, mode) and learns_from_labels(est):
         return {"labels": np.asarray(y_train)}
     return {}
 

@@ -74,15 +74,11 @@ def _labels_note(
     posterior head, the probes) are named; without one of them there is
     nothing to say.
     """
-    from ._protocols import accepts_labels, requires_labels
+    from ._protocols import learns_from_labels
 
     if args.mode != "classification" or data.get("y_kind", "labels") != "labels":
         return ""
-    takers = [
-        name
-        for name, est in estimators.items()
-        if accepts_labels(est) or requires_labels(est)
-    ]
+    takers = [name for name, est in estimators.items() if learns_from_labels(est)]
     if not takers:
         return ""
     names = ", ".join(takers[:-1]) + " and " + takers[-1] if takers[1:] else takers[0]

@@ -67,6 +67,11 @@ def accepts_labels(est: Any) -> bool:
     return bool(getattr(est, "posterior_head", True))
 
 
+def learns_from_labels(est: Any) -> bool:
+    """Whether ``est`` is given the class labels when they are available."""
+    return requires_labels(est) or accepts_labels(est)
+
+
 def supervision(est: Any, labels_given: bool) -> str:
     """``"none"``, ``"y_correct"`` or ``"labels"``: what ``est`` was trained on.
 
@@ -77,7 +82,7 @@ def supervision(est: Any, labels_given: bool) -> str:
     >>> supervision(MSP(), True), supervision(TemperatureScaling(), True)
     ('none', 'y_correct')
     """
-    if labels_given and (requires_labels(est) or accepts_labels(est)):
+    if labels_given and learns_from_labels(est):
         return "labels"
     level = getattr(est, "_supervision_level", None)
     return "y_correct" if level is None else str(level())
@@ -241,7 +246,7 @@ def unseen_classes_benchmark(
             est = clone(estimators[name])
             if emit:
                 emit(f"[split {s + 1}/{len(splits)}, {i}/{len(names)}] {name} ...")
-            use_labels = fit_labels and (requires_labels(est) or accepts_labels(est))
+            use_labels = fit_labels and learns_from_labels(est)
             scores, fit_time = _fit_one(est, part, use_labels)
             fit_times[name].append(fit_time)
             for v, _ in VARIANTS:
@@ -255,9 +260,7 @@ def unseen_classes_benchmark(
                 "protocol": "unseen-classes",
                 "variant": v,
                 "variant_description": description,
-                "supervision": supervision(
-                    est, fit_labels and (requires_labels(est) or accepts_labels(est))
-                ),
+                "supervision": supervision(est, fit_labels and learns_from_labels(est)),
                 "unseen_classes": unseen_capability(est),
                 "applicable": na[name] is None,
                 "n_class_splits": len(splits),
