@@ -1097,3 +1097,77 @@ def test_weights_broken_by_the_last_step_are_not_returned():
             return
     assert any("diverged" in str(w.message) for w in caught)
     assert np.isfinite(clf.decision_function(X, T)).all()
+
+
+# ------------------------------------------------------------- branch_loss
+def _parts(clf, X_img, X_txt):
+    m = clf.net_.module_
+    m.eval()
+    with torch.no_grad():
+        return m(
+            torch.as_tensor(X_img, dtype=torch.float32),
+            torch.as_tensor(X_txt, dtype=torch.float32),
+            return_parts=True,
+        ).numpy()
+
+
+def test_separate_branch_loss_trains_the_posterior_head_on_its_own(toy):
+    # with its own loss the posterior head never sees the branch's gradient:
+    # two branches of different widths leave it exactly the same (its linear
+    # map starts at fixed values); with the joint loss they do not
+    X_img, X_txt, _, y = toy
+    posterior = {}
+    for mode in ("separate", "joint"):
+        for width in (32, 8):
+            params = {**FAST, "hidden_layer_sizes": (width,), "branch_loss": mode}
+            clf = ViLUClassifier(**params, posterior_hidden_size=0).fit(X_img, X_txt, y)
+            parts = _parts(clf, X_img, X_txt)
+            np.testing.assert_allclose(
+                parts.sum(1), clf.decision_function(X_img, X_txt), atol=1e-4
+            )
+            posterior[mode, width] = parts[:, 1]
+    same = np.abs(posterior["separate", 32] - posterior["separate", 8]).max()
+    moved = np.abs(posterior["joint", 32] - posterior["joint", 8]).max()
+    assert same < 1e-6 < 1e-5 < moved
+
+
+def test_separate_branch_loss_is_one_bce_per_term():
+    net = net_mod.ViLUNet(
+        ViLUModule,
+        module__dim=4,
+        criterion=torch.nn.BCEWithLogitsLoss,
+        vilu_failure_weight=None,
+    )
+    net.initialize()
+    logits = torch.tensor([[0.5, -1.0], [2.0, 0.3], [-0.2, 0.1]])
+    y = torch.tensor([1.0, 0.0, 1.0])
+    expected = sum(
+        weighted_bce_loss(logits[:, j], y, failure_weight_mode=None) for j in (0, 1)
+    )
+    assert float(net.get_loss(logits, y)) == pytest.approx(float(expected))
+    assert float(net.get_loss(logits.sum(1), y)) == pytest.approx(
+        float(weighted_bce_loss(logits.sum(1), y, failure_weight_mode=None))
+    )
+
+
+def test_separate_branch_loss_in_caption_mode_and_with_labels(toy):
+    img, txt = make_captions()
+    clf = ViLUClassifier(
+        mode="caption", caption_group_size=64, batch_size=64, branch_loss="separate",
+        **FAST,
+    ).fit(img, txt)  # fmt: skip
+    assert np.isfinite(clf.decision_function(img, txt)).all()
+    X_img, X_txt, labels, y = toy
+    clf = ViLUClassifier(branch_loss="separate", **FAST)
+    clf.fit(X_img, X_txt, y, labels=labels)
+    parts = _parts(clf, X_img, X_txt)
+    np.testing.assert_allclose(
+        parts.sum(1), clf.decision_function(X_img, X_txt), atol=1e-4
+    )
+
+
+def test_separate_branch_loss_needs_the_posterior_head(toy):
+    X_img, X_txt, _, y = toy
+    clf = ViLUClassifier(posterior_head=False, branch_loss="separate", **FAST)
+    with pytest.raises(ValueError, match="branch_loss='separate'.*posterior_head=True"):
+        clf.fit(X_img, X_txt, y)

@@ -199,7 +199,13 @@ class AcceleratedViLUNet(AccelerateMixin, ViLUNet):
         everyone = self.accelerator.gather(txt)
         offset = int(self.accelerator.process_index) * txt.shape[0]
         with autocast(self.vilu_autocast):
-            return self.module_(img, everyone, return_correct=True, own_offset=offset)
+            return self.module_(
+                img,
+                everyone,
+                return_correct=True,
+                return_parts=self.training_parts(),
+                own_offset=offset,
+            )
 
     def failure_weight_mode(self, y_true: torch.Tensor, sw: Any) -> Any:
         mode = self.vilu_failure_weight

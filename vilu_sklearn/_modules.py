@@ -613,6 +613,7 @@ class ViLUModule(nn.Module):
         *,
         return_correct: bool = False,
         return_candidate_logits: bool = False,
+        return_parts: bool = False,
         own_offset: int = 0,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Confidence logits for a batch of images.
@@ -632,6 +633,11 @@ class ViLUModule(nn.Module):
             Also return the posterior head's logits over the candidates (B, K),
             for a loss on the true class (classification mode, training; needs
             ``posterior_head=True``). Exclusive with ``return_correct``.
+        return_parts : bool, default=False
+            Return the two terms of the logit instead of their sum, as a
+            (B, 2) tensor ``[ViLU branch, posterior head]`` (training with
+            ``branch_loss="separate"``; needs the posterior head and the dense
+            path).
         own_offset : int, default=0
             With ``return_correct``: image ``i``'s own caption is candidate
             ``own_offset + i`` (data-parallel training, where the candidates are
@@ -640,7 +646,7 @@ class ViLUModule(nn.Module):
 
         Returns
         -------
-        logits : Tensor of shape (B,)
+        logits : Tensor of shape (B,), or (B, 2) with ``return_parts``
             Logit of P(the VLM's prediction is correct).
         correct : Tensor of shape (B,), optional
             Only with ``return_correct=True``.
@@ -655,16 +661,16 @@ class ViLUModule(nn.Module):
             fast = (
                 self.fast_inference
                 and not (self.training or torch.is_grad_enabled())
-                and not return_candidate_logits
+                and not (return_candidate_logits or return_parts)
                 and z_v.shape[0] >= texts.shape[0]
             )
             texts = self.tabulate(texts) if fast else self.encode_candidates(texts)
-        if return_candidate_logits and (
+        if (return_candidate_logits or return_parts) and (
             self.posterior is None or isinstance(texts, CandidateTables)
         ):
             raise ValueError(
-                "return_candidate_logits needs the posterior head and the "
-                "dense path (training)."
+                "return_candidate_logits and return_parts need the posterior "
+                "head and the dense path (training)."
             )
         if isinstance(texts, CandidateTables):
             logits, sims = self._fast_forward(z_v, texts)
@@ -679,9 +685,10 @@ class ViLUModule(nn.Module):
             if return_candidate_logits:
                 assert self.posterior is not None
                 g = self.posterior.candidate_logits(z_v, texts.texts, sims)
-                return logits + predicted_logit(g, sims), g
+                return _combine(logits, predicted_logit(g, sims), return_parts), g
             if self.posterior is not None:
-                logits = logits + self.posterior(z_v, texts.texts, sims)
+                post = self.posterior(z_v, texts.texts, sims)
+                logits = _combine(logits, post, return_parts)
         if not return_correct:
             return logits
         own = torch.diagonal(sims, offset=own_offset)
@@ -846,6 +853,14 @@ class ViLUModule(nn.Module):
                     g = self.posterior.query(z_v) @ tables.texts.T
                 logits = logits + _logit_at(g, k_hat, overwrite=True)
         return logits, sims
+
+
+def _combine(branch: torch.Tensor, post: torch.Tensor, parts: bool) -> torch.Tensor:
+    """The logit ``branch + post``, or both terms as (B, 2) columns."""
+    if parts:
+        dtype = torch.promote_types(branch.dtype, post.dtype)
+        return torch.stack([branch.to(dtype), post.to(dtype)], dim=1)
+    return branch + post
 
 
 def _split_like(

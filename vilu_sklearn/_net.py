@@ -317,24 +317,35 @@ class ViLUNet(NeuralNet):
         vilu_caption: bool = False,
         vilu_failure_weight: str | float | None = "adaptive",
         vilu_autocast: bool = False,
+        vilu_separate_losses: bool = False,
         **kwargs: Any,
     ) -> None:
         self.vilu_caption = vilu_caption
         self.vilu_failure_weight = vilu_failure_weight
         self.vilu_autocast = vilu_autocast
+        self.vilu_separate_losses = vilu_separate_losses
         super().__init__(module, **kwargs)
 
     def infer(
         self, x: Any, candidates: torch.Tensor | None = None, **fit_params: Any
     ) -> Any:
         img = x["img"].to(self.device, non_blocking=True)
+        parts = self.training_parts()
         with autocast(self.vilu_autocast):
             if self.vilu_caption:
                 txt = x["txt"].to(self.device, non_blocking=True)
-                return self.module_(img, txt, return_correct=True)
+                return self.module_(img, txt, return_correct=True, return_parts=parts)
             if "lbl" in x and self.module_.training:
-                return self.module_(img, candidates, return_candidate_logits=True)
-            return self.module_(img, candidates)
+                return self.module_(
+                    img, candidates, return_candidate_logits=True, return_parts=parts
+                )
+            return self.module_(img, candidates, return_parts=parts)
+
+    def training_parts(self) -> bool:
+        """Whether this forward returns the logit's two terms (separate losses)."""
+        return bool(
+            getattr(self, "vilu_separate_losses", False) and self.module_.training
+        )
 
     def get_iterator(self, dataset: Any, training: bool = False) -> Any:
         """Skorch's iterator; one that has ``set_epoch`` is told the epoch.
@@ -368,12 +379,17 @@ class ViLUNet(NeuralNet):
         sw = X.get("sw") if isinstance(X, dict) else None
         if sw is not None:
             sw = sw.to(self.device, non_blocking=True).float()
-        loss = weighted_bce_loss(
-            logits.float(),
-            y_true.float(),
-            failure_weight_mode=self.failure_weight_mode(y_true, sw),
-            sample_weight=sw,
+        mode = self.failure_weight_mode(y_true, sw)
+        # (B, 2) logits: the ViLU branch and the posterior head, each with its
+        # own loss (branch_loss="separate"); the score is still their sum
+        terms = logits.float().unsqueeze(1) if logits.ndim == 1 else logits.float()
+        loss = sum(
+            weighted_bce_loss(
+                term, y_true.float(), failure_weight_mode=mode, sample_weight=sw
+            )
+            for term in terms.unbind(dim=1)
         )
+        assert isinstance(loss, torch.Tensor)
         if candidate_logits is None:
             return loss
         labels = X["lbl"].to(self.device, non_blocking=True)

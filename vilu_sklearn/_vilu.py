@@ -186,6 +186,17 @@ class ViLUClassifier(BaseFailurePredictor):
         correction; it starts as the logit of MSP). Not in the paper: it raised
         the validation AUROC on real-image embeddings (docs/vilu.md). False
         gives the paper's head (see ``REFERENCE_PARAMS``).
+    branch_loss : {"joint", "separate"}, default="joint"
+        How the two terms of the logit are trained when ``posterior_head=True``
+        (the ViLU branch -- the MLP over the image, the attended and the
+        predicted text -- and the posterior head). ``"joint"``: one weighted
+        BCE on their sum, so the branch learns what the posterior head leaves
+        unexplained. ``"separate"``: each term gets its own weighted BCE (the
+        branch is trained as a failure predictor on its own, the posterior head
+        too, plus the labels' cross-entropy when given); the score is still
+        their sum. On real-image embeddings "separate" raised the validation
+        AUROC by 0.14 (3 of 3 seeds) and made the branch carry signal (82 AUROC
+        alone, against 51-54 with "joint"): docs/vilu.md.
     unseen_candidates : {"fallback", "model"}, default="fallback"
         What the prediction methods do, in classification mode, when ``X_txt``
         holds candidate texts that were not among ``fit``'s (new classes or new
@@ -375,6 +386,7 @@ class ViLUClassifier(BaseFailurePredictor):
         "use_predicted_text": ["boolean"],
         "posterior_head": ["boolean"],
         "posterior_hidden_size": [NumberInterval(Integral, 0, None, closed="left")],
+        "branch_loss": [StrOptions({"joint", "separate"})],
         "unseen_candidates": [StrOptions({"fallback", "model"})],
         "hidden_layer_sizes": [PositiveIntSequence()],
         "activation": [StrOptions({"relu", "leaky_relu", "gelu", "tanh"})],
@@ -417,6 +429,7 @@ class ViLUClassifier(BaseFailurePredictor):
     )
     _persist_legacy_params: ClassVar[dict[str, Any]] = {
         "posterior_hidden_size": 0,
+        "branch_loss": "joint",
         "unseen_candidates": "model",  # files written before it scored any texts
         "distributed": False,
         "checkpoint_dir": None,
@@ -438,6 +451,7 @@ class ViLUClassifier(BaseFailurePredictor):
         use_predicted_text: bool = True,
         posterior_head: bool = True,
         posterior_hidden_size: int = 2048,
+        branch_loss: str = "joint",
         unseen_candidates: str = "fallback",
         hidden_layer_sizes: tuple[int, ...] = (512, 256, 128),
         activation: str = "relu",
@@ -479,6 +493,7 @@ class ViLUClassifier(BaseFailurePredictor):
         self.use_predicted_text = use_predicted_text
         self.posterior_head = posterior_head
         self.posterior_hidden_size = posterior_hidden_size
+        self.branch_loss = branch_loss
         self.unseen_candidates = unseen_candidates
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -514,6 +529,12 @@ class ViLUClassifier(BaseFailurePredictor):
             raise ValueError(
                 f"device={self.device!r} asks for CUDA, but CUDA is not available "
                 "on this machine; use device='auto' or 'cpu'."
+            )
+        if self.branch_loss == "separate" and not self.posterior_head:
+            raise ValueError(
+                "branch_loss='separate' trains the ViLU branch and the posterior "
+                "head each with its own loss; it needs posterior_head=True "
+                "(without the posterior head the branch is the whole model)."
             )
         check_training_setup(self)
 
@@ -863,6 +884,7 @@ class ViLUClassifier(BaseFailurePredictor):
             vilu_caption=self.mode == "caption",
             vilu_failure_weight=self.failure_weight,
             vilu_autocast=uses_autocast(device, self.mixed_precision),
+            vilu_separate_losses=self.branch_loss == "separate",
             criterion=torch.nn.BCEWithLogitsLoss,
             optimizer=OPTIMIZERS[self.optimizer],
             lr=self.lr,
