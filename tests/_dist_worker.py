@@ -52,6 +52,7 @@ def fit_store(
     checkpoint_dir=None,
     kill=None,
     verbose=0,
+    branch_loss="joint",
 ):
     """Fit on the store; the confidences, weights and history counts."""
     store = open_embedding_store(store_path)
@@ -69,6 +70,7 @@ def fit_store(
         distributed=distributed,
         checkpoint_dir=checkpoint_dir,
         verbose=verbose,
+        branch_loss=branch_loss,
     )
     clf.kill = kill
     if mode == "caption":
@@ -100,6 +102,7 @@ def main():
     p.add_argument("--kill-at", type=int, default=0)
     p.add_argument("--kill-rank", type=int, default=1)
     p.add_argument("--verbose", type=int, default=0)
+    p.add_argument("--branch-loss", default="joint")
     args = p.parse_args()
     kill = (args.kill_at, args.kill_rank, "exit") if args.kill_at else None
     result = fit_store(
@@ -110,6 +113,7 @@ def main():
         checkpoint_dir=args.checkpoint_dir,
         kill=kill,
         verbose=args.verbose,
+        branch_loss=args.branch_loss,
     )
     if int(os.environ.get("RANK", "0")) == 0:
         np.savez(args.out, **result)

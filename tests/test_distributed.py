@@ -336,23 +336,32 @@ def _launch(store, out, *args, expect_ok=True):
     return proc
 
 
-def _one_process(store, mode):
+def _one_process(store, mode, branch_loss="joint"):
     import _dist_worker
 
     return _dist_worker.fit_store(
-        str(store), mode=mode, epochs=3, batch=64, distributed=False
+        str(store),
+        mode=mode,
+        epochs=3,
+        batch=64,
+        distributed=False,
+        branch_loss=branch_loss,
     )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["classification", "caption"])
-def test_two_processes_match_one_process(tmp_path, mode):
+@pytest.mark.parametrize(
+    ("mode", "branch_loss"),
+    [("classification", "joint"), ("caption", "joint"), ("caption", "separate")],
+)
+def test_two_processes_match_one_process(tmp_path, mode, branch_loss):
     store = write_store(tmp_path / "store")
-    proc = _launch(store, tmp_path / "two.npz", "--mode", mode, "--verbose", "1")
+    args = ("--mode", mode, "--verbose", "1", "--branch-loss", branch_loss)
+    proc = _launch(store, tmp_path / "two.npz", *args)
     two = np.load(tmp_path / "two.npz")
     # only the main process prints the per-epoch table
     assert proc.stdout.count("train_loss") == 1, proc.stdout
-    one = _one_process(store, mode)
+    one = _one_process(store, mode, branch_loss)
     assert int(two["n_epochs"]) == one["n_epochs"] == 3
     assert int(two["n_steps"]) == one["n_steps"] == 3 * (600 // 64)
     delta = np.abs(two["conf"] - one["conf"]).max()
