@@ -21,12 +21,12 @@ class UsageError(ValueError):
 
 
 # The default data of the main job: synthetic CLIP-like embeddings (documented in
-# docs/benchmark.md). K = 100 classes in d = 512 with a zero-shot accuracy of 0.62,
-# close to CLIP ViT-B/32 on CIFAR-100.
+# docs/benchmark.md). K = 50 classes in d = 512 with a zero-shot accuracy of 0.62
+# (about CLIP ViT-B/32 on CIFAR-100), 200 training images per class.
 DEFAULT_DATA = dict(
     n_train=10_000,
     n_test=5_000,
-    n_classes=100,
+    n_classes=50,
     dim=512,
     accuracy=0.62,
     logit_scale=100.0,

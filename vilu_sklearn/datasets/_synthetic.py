@@ -536,7 +536,7 @@ def make_vlm_embeddings(
     dim: int = 512,
     *,
     accuracy: float = 0.7,
-    text_similarity: float = 0.8,
+    text_similarity: float = 0.7,
     confusable_fraction: float = 0.3,
     pair_similarity: float = 0.6,
     confusion: float = 2.0,
@@ -552,7 +552,7 @@ def make_vlm_embeddings(
     n_backgrounds: int = 8,
     background_strength: float = 0.75,
     visual_separation: float = 0.06,
-    image_specificity: float = 0.35,
+    image_specificity: float = 0.6,
     residual_noise: float = 0.3,
     group_size: int = 5,
     group_similarity: float = 0.25,
@@ -633,7 +633,7 @@ def make_vlm_embeddings(
         Target zero-shot accuracy in ``(1 / n_classes, 1)``. The realised accuracy
         is within about 0.01 of it (exactly calibrated on the first
         ``min(n_samples, ~20000)`` rows; sampling error beyond that).
-    text_similarity : float, default=0.8
+    text_similarity : float, default=0.7
         Mean cosine similarity between two class anchors, in ``[0, 1)``.
     confusable_fraction : float, default=0.3
         Fraction of classes that belong to a confusable pair (``0`` for none).
@@ -683,7 +683,7 @@ def make_vlm_embeddings(
         Norm of the image-only class look relative to the noise (modes and
         backgrounds get 0.75 of it): how well image neighbourhoods reveal the
         class, the mode and the background.
-    image_specificity : float, default=0.35
+    image_specificity : float, default=0.6
         Fraction of the prompts' common direction removed from the image class
         centres, in ``[0, 1]``; higher makes the softmax more confident.
     residual_noise : float, default=0.3

@@ -133,7 +133,7 @@ class SelectiveClassifier(
     >>> bool(0.0 < accept.mean() < 1.0)
     True
     >>> round(float(1 - y[accept == 1].mean()), 2)   # error rate where accepted
-    0.16
+    0.17
     """
 
     _parameter_constraints: dict[str, list[Any]] = {
