@@ -22,16 +22,23 @@ it prints the test AUROC of every method and
   sets, and the **minimum AUROC** on the default data (every method should be
   above chance).
 
-Targets (issue 20): both ratios within a factor 1.5 (in [1/1.5, 1.5]),
-Spearman >= 0.8 and every default-data AUROC > 50.
+Targets (issue 20): both effects within a factor 1.5 of the real ones (ratio
+in [1/1.5, 1.5]), Spearman >= 0.8 and every default-data AUROC > 50. Where the
+real effect is within 1 AUROC point of zero (ViLU against MSP on unseen
+classes: a tie) a ratio means nothing (its sign and size follow the noise of
+the denominator), so the two effects are compared as a difference instead,
+which must then be at most 1 AUROC point (:func:`effect_check`).
 
 Example (the shared CIFAR-10 surrogate embeddings)::
 
     python examples/synthetic_realism.py ../shared/data/cifar10_mbv2_minilm.npz \
         --cache realism_cache.json
 
-``--published-real`` takes the fixed-protocol real AUROCs from the CIFAR-10 table
-of docs/benchmark.md instead of refitting (only meaningful for that file).
+``--published-real`` takes the real AUROCs from the CIFAR-10 tables of
+docs/benchmark.md (both protocols) instead of refitting (only meaningful for that
+file; ViLU fitted on ``y_correct`` only is not in the unseen-classes table and is
+fitted). ``--reuse-real`` / ``--reuse-real-unseen`` take real-data AUROCs
+measured elsewhere as JSON.
 ``--max-epochs`` shortens the torch-based estimators (for quick iterations; the
 acceptance run uses the defaults). ``--cache`` keeps the real-data AUROC of every
 estimator in a JSON file, keyed by the estimator's parameters, the source of its
@@ -70,7 +77,17 @@ PUBLISHED_CIFAR10 = {
     "Mahalanobis": 0.614, "RelativeMahalanobis": 0.743, "TrustVLM": 0.803,
     "ICPE": 0.803, "LinearProbe": 0.8288, "MLPProbe": 0.8356,
 }  # fmt: skip
+#: unseen-classes test AUROCs on the shared CIFAR-10 file (docs/benchmark.md,
+#: 5 class splits of 5 / 5, seed 0; the applicable methods)
+PUBLISHED_CIFAR10_UNSEEN = {
+    "ViLU": 0.833, "ViLU (paper)": 0.563, "LVU": 0.557, "MSP": 0.833,
+    "MCM": 0.801, "Entropy": 0.831, "Doctor": 0.833, "Energy": 0.725,
+    "MaxLogit": 0.746, "Margin": 0.831, "TemperatureScaling": 0.834, "KNN": 0.531,
+}  # fmt: skip
 FACTOR = 1.5
+#: below this real effect (AUROC, as a fraction) effects are compared as a
+#: difference, within the same tolerance
+TIE = 0.01
 
 
 def _auroc_table(
@@ -181,8 +198,26 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b and not (math.isnan(a) or math.isnan(b)) else float("nan")
 
 
-def _within(ratio: float) -> bool:
-    return 1.0 / FACTOR <= ratio <= FACTOR
+def effect_check(synthetic: float, real: float) -> tuple[bool, str]:
+    """Whether a default-data effect matches the real one, and how it was judged.
+
+    A ratio within ``[1 / FACTOR, FACTOR]`` when the real effect is at least
+    ``TIE`` away from zero; otherwise (a real tie, where a ratio is meaningless)
+    an absolute difference of at most ``TIE``.
+    """
+    if math.isnan(synthetic) or math.isnan(real):
+        return False, "missing"
+    if abs(real) < TIE:
+        diff = synthetic - real
+        ok = abs(diff) <= TIE
+        return (
+            ok,
+            f"real effect below {100 * TIE:g} point: difference "
+            f"{100 * diff:+.2f} (target within ±{100 * TIE:g})",
+        )
+    ratio = synthetic / real
+    ok = 1.0 / FACTOR <= ratio <= FACTOR
+    return ok, f"ratio {ratio:.2f} (target in [{1 / FACTOR:.2f}, {FACTOR}])"
 
 
 def report(
@@ -210,20 +245,20 @@ def report(
     lines += [""]
     if eligible is not None:
         eff_d, eff_r = effect_sizes(default, eligible), effect_sizes(real, eligible)
-        lead_ratio = _ratio(eff_d["lead"], eff_r["lead"])
-        label_ratio = _ratio(eff_d["label_value"], eff_r["label_value"])
+        lead_ok, lead_how = effect_check(eff_d["lead"], eff_r["lead"])
+        label_ok, label_how = effect_check(eff_d["label_value"], eff_r["label_value"])
         lines += [
             "Lead: ViLU minus the best other method trained with no more "
             "supervision than y_correct (none / y_correct; ViLU variants and "
             "label-trained probes excluded).",
             f"  default data: {100 * eff_d['lead']:+.2f} (vs {eff_d['best_other']}); "
             f"real data: {100 * eff_r['lead']:+.2f} (vs {eff_r['best_other']}); "
-            f"ratio {lead_ratio:.2f} (target in [{1 / FACTOR:.2f}, {FACTOR}])",
+            f"{lead_how}",
             f"Label value (ViLU with labels minus {NO_LABELS}): default data "
             f"{100 * eff_d['label_value']:+.2f}; real data "
-            f"{100 * eff_r['label_value']:+.2f}; ratio {label_ratio:.2f}",
+            f"{100 * eff_r['label_value']:+.2f}; {label_how}",
         ]
-        ok = ok and _within(lead_ratio) and _within(label_ratio)
+        ok = ok and lead_ok and label_ok
     lines += [
         f"Spearman rank correlation: {result['spearman']:.3f} (target >= 0.8)",
         f"Minimum AUROC on the default data: {100 * result['min_auroc']:.1f}",
@@ -269,6 +304,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
             "the fixed protocol; those methods are not refitted on the real data"
         ),
     )
+    parser.add_argument(
+        "--reuse-real-unseen",
+        help="as --reuse-real, for the unseen-classes protocol",
+    )
     return parser.parse_args(argv)
 
 
@@ -299,10 +338,13 @@ def _tables(
         one = {NO_LABELS: s_est[REFERENCE]}
         default.update(_auroc_table(one, synth, fit_labels=False, **kw))
     reused: dict[str, float] = {}
-    if protocol == "fixed" and args.published_real:
-        reused = dict(PUBLISHED_CIFAR10)
-    elif protocol == "fixed" and args.reuse_real:
-        reused = json.loads(args.reuse_real)
+    if args.published_real:
+        reused = dict(
+            PUBLISHED_CIFAR10 if protocol == "fixed" else PUBLISHED_CIFAR10_UNSEEN
+        )
+    given = args.reuse_real if protocol == "fixed" else args.reuse_real_unseen
+    if given:
+        reused.update(json.loads(given))
     exists = cache_path is not None and cache_path.exists()
     cache = json.loads(cache_path.read_text()) if cache_path and exists else {}
     real = cached_aurocs(

@@ -110,6 +110,12 @@ def test_main_on_tiny_data(tmp_path, monkeypatch, capsys):
     )  # fmt: skip
     assert out2["real"]["MSP"] == 0.99 and set(out2["default"]) == {"MSP", "Energy"}
     assert set(out2) == {"default", "real", "fixed"}
+    out3 = mod.main(
+        [str(path), "--methods", "MSP,Energy", "--protocols", "unseen",
+         "--class-splits", "2", "--reuse-real-unseen", '{"Energy": 0.01}']
+    )  # fmt: skip
+    assert out3["unseen"]["real"]["Energy"] == 0.01
+    assert out3["unseen"]["real"]["MSP"] == out["unseen"]["real"]["MSP"]
 
 
 def test_effect_sizes_lead_and_label_value():
@@ -141,3 +147,33 @@ def test_eligible_excludes_vilu_and_label_trained_methods():
     eligible = mod._eligible(default_estimators())
     assert "TemperatureScaling" in eligible and "MSP" in eligible
     assert not {"ViLU", "ViLU (paper)", "LinearProbe", "MLPProbe"} & eligible
+
+
+def test_effect_check_ratio_or_difference():
+    mod = _load()
+    # a real effect of at least one AUROC point: judged by the ratio
+    assert mod.effect_check(0.030, 0.036)[0]
+    assert not mod.effect_check(0.060, 0.036)[0]  # ratio 1.67
+    assert not mod.effect_check(-0.020, 0.036)[0]  # opposite sign
+    assert "ratio 0.83" in mod.effect_check(0.030, 0.036)[1]
+    # a real tie (|effect| < 1 point): judged by the difference, within 1 point
+    ok, how = mod.effect_check(-0.0023, -0.0010)
+    assert ok and "difference -0.13" in how
+    assert not mod.effect_check(0.015, -0.001)[0]
+    assert not mod.effect_check(float("nan"), 0.02)[0]
+    text = mod.report(
+        {"ViLU": 0.80, mod.NO_LABELS: 0.80, "MSP": 0.805, "Margin": 0.79},
+        {"ViLU": 0.833, mod.NO_LABELS: 0.832, "MSP": 0.833, "Margin": 0.831},
+        {"MSP", "Margin"},
+        "unseen",
+    )
+    assert "difference -0.50" in text and "Acceptance (unseen): PASS" in text
+
+
+def test_published_real_covers_both_protocols():
+    mod = _load()
+    assert set(mod.PUBLISHED_CIFAR10_UNSEEN) < set(mod.PUBLISHED_CIFAR10)
+    # the unseen table holds only methods that apply to unseen classes
+    assert not {"LinearProbe", "MLPProbe", "ICPE", "TrustScore"} & set(
+        mod.PUBLISHED_CIFAR10_UNSEEN
+    )
