@@ -598,8 +598,10 @@ def make_vlm_embeddings(
       trust score is about 3 AUROC points below max-softmax).
     * **Specific images** (``image_specificity``): image class centres keep
       less of the prompts' common direction than the prompts do, so an image is
-      much nearer its own prompt than the others and the softmax is mildly
-      over-confident (CIFAR-10: mean max-softmax 0.78 at accuracy 0.73).
+      much nearer its own prompt than the others and the softmax is
+      over-confident (CIFAR-10: mean max-softmax 0.78 at accuracy 0.73; the
+      default gives a larger gap, about 0.18 at 100 classes, the price of
+      effect sizes like real data, see docs/benchmark.md).
     * **Low-dimensional noise** (``residual_noise``): Gaussian noise is full
       strength inside the prompts' span and the image-only subspace and damped
       elsewhere (real image embeddings vary along few directions).
