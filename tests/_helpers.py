@@ -5,6 +5,10 @@ Fixtures live in ``conftest.py``.
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
 
 from vilu_sklearn import correctness
@@ -75,3 +79,15 @@ class MeaningfulLabels:
 
     def score(self, X, y=None, sample_weight=None):
         return super().score(X, _as_correctness(y), sample_weight=sample_weight)
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def load_example(name: str) -> ModuleType:
+    """Import ``examples/<name>.py`` as a module (the examples are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

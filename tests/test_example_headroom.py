@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from _helpers import load_example
 
 from vilu_sklearn import ViLUClassifier
 from vilu_sklearn.datasets import make_vlm_embeddings
 
-SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "headroom.py"
-
 
 def _load():
-    spec = importlib.util.spec_from_file_location("headroom", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("headroom")
 
 
 def _file(tmp_path, n=1200, n_test=300):

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import load_example
 from scipy.stats import spearmanr
 
 from vilu_sklearn.baselines import MSP, Energy, Entropy, TrustScore
 from vilu_sklearn.datasets import make_vlm_embeddings
 
-SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "synthetic_realism.py"
-
 
 def _load():
-    spec = importlib.util.spec_from_file_location("synthetic_realism", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("synthetic_realism")
 
 
 def _split(seed, n=900, n_train=600):
