@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from _helpers import load_example
 
 from vilu_sklearn.datasets import make_vlm_embeddings
 
-SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "small_data.py"
-
 
 def _load():
-    spec = importlib.util.spec_from_file_location("small_data", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("small_data")
 
 
 def _tiny(seed, n=400):
