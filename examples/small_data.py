@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from vilu_sklearn import ViLUClassifier
+from vilu_sklearn import ViLUClassifier, correctness
 from vilu_sklearn._cli import _file_data, _synthetic_data
 from vilu_sklearn.baselines import MSP, LinearProbe
 
@@ -69,7 +69,7 @@ def validation_aurocs(
     """Validation AUROC (%) of MSP, LinearProbe and each ViLU variant."""
     X, T, y = data["X_img_train"], data["X_txt"], data["y_train"]
     X = np.asarray(X, dtype=np.float32)
-    y_correct = (np.argmax(X @ np.asarray(T, np.float32).T, axis=1) == y).astype(int)
+    y_correct = correctness(X, np.asarray(T, np.float32), y, normalize=False)
     fit, val = dev_split(len(X))
     out = {}
     for name in ["MSP", "LinearProbe", *variants]:

@@ -194,10 +194,6 @@ def effect_sizes(table: Mapping[str, float], eligible: set[str]) -> dict:
     }
 
 
-def _ratio(a: float, b: float) -> float:
-    return a / b if b and not (math.isnan(a) or math.isnan(b)) else float("nan")
-
-
 def effect_check(synthetic: float, real: float) -> tuple[bool, str]:
     """Whether a default-data effect matches the real one, and how it was judged.
 

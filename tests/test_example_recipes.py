@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from _helpers import load_example
 
 from vilu_sklearn import correctness
 from vilu_sklearn.datasets import make_vlm_embeddings
 
-SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "compare_recipes.py"
-
 
 def _load():
-    spec = importlib.util.spec_from_file_location("compare_recipes", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("compare_recipes")
 
 
 def _write(path, with_test: bool):

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "selective_validity.py"
+from _helpers import load_example
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("selective_validity", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("selective_validity")
 
 
 def test_threshold_validity_on_synthetic_scores():
